@@ -1,0 +1,1 @@
+//! Content-hashed, cached, atomic kernel builds: render, aiecc/Peano, manifest.

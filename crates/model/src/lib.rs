@@ -1,0 +1,1 @@
+//! OpenAI Whisper on the npu-runtime kernel API.

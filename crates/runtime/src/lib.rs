@@ -1,0 +1,1 @@
+//! One kernel API over the CPU backend and the XRT NPU backend.

@@ -1,0 +1,47 @@
+//! `cargo xtask <command>`: the project's command line (see README.md).
+
+mod build_kernels;
+mod eval;
+mod fetch_model;
+mod run_model;
+mod verify_kernels;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build NPU kernels and run Whisper on them")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check, render and build every kernel of kernel-specs/ into generated/.
+    BuildKernels(build_kernels::Args),
+    /// Check every spec entry against an MLIR reference run with melior.
+    VerifyKernels(verify_kernels::Args),
+    /// Download a Whisper model into the model cache.
+    FetchModel(fetch_model::Args),
+    /// Transcribe an audio file.
+    RunModel(run_model::Args),
+    /// Transcribe every clip of a manifest and report word error rate.
+    Eval(eval::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::BuildKernels(args) => build_kernels::run(args),
+        Command::VerifyKernels(args) => verify_kernels::run(args),
+        Command::FetchModel(args) => fetch_model::run(args),
+        Command::RunModel(args) => run_model::run(args),
+        Command::Eval(args) => eval::run(args),
+    }
+}
