@@ -1,6 +1,64 @@
-#[derive(clap::Args)]
-pub struct Args {}
+//! `cargo xtask eval MANIFEST.tsv`: transcribe every clip of a manifest and report per-clip and
+//! total word error rate (Whisper's English normaliser) and the real-time factor.
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+use std::path::PathBuf;
+
+use anyhow::Context;
+use whisper_model::eval::{read_manifest, Clip, EnglishTextNormalizer};
+use whisper_model::evaluation::evaluate;
+use whisper_model::fetch;
+
+use crate::run_model::{LoadedModel, ModelArgs};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// A TSV manifest (file, duration_s, reference, ...), such as ../shared/data/speech/manifest.tsv.
+    pub manifest: PathBuf,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Only clips of this language (from extra.tsv beside the manifest); `all` for every clip.
+    #[arg(long, default_value = "en")]
+    pub lang: String,
+    /// Write per-clip results as JSON to FILE.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cache = args.model.cache_dir.clone().unwrap_or_else(fetch::default_cache_dir);
+    let clips: Vec<Clip> = read_manifest(&args.manifest)?
+        .into_iter()
+        .filter(|c| args.lang == "all" || c.language.as_deref().is_none_or(|l| l == args.lang))
+        .collect();
+    let sdist = fetch::fetch_openai_whisper_sdist(&cache)?;
+    let normalizer = EnglishTextNormalizer::from_sdist(&sdist)?;
+    let mut loaded = LoadedModel::load(&args.model, false)?;
+    if args.lang != "all" && loaded.pipeline.tokenizer.is_multilingual() && loaded.options.language.is_none() {
+        loaded.options.language = Some(args.lang.clone());
+    }
+    let report = evaluate(&loaded.pipeline, &loaded.options, &clips, &normalizer, |r| {
+        eprintln!(
+            "{:6.1}% {:>3}/{:<3} {:6.2}s  {}\n         ref: {}\n         hyp: {}",
+            100.0 * r.errors as f64 / r.reference_words.max(1) as f64,
+            r.errors,
+            r.reference_words,
+            r.wall_seconds,
+            r.file,
+            r.reference,
+            r.hypothesis
+        )
+    })?;
+    println!(
+        "{} clips, {:.1} s of audio: WER {:.2}% ({} errors / {} words), {:.2}x real time",
+        report.clips.len(),
+        report.audio_seconds,
+        100.0 * report.wer,
+        report.errors,
+        report.reference_words,
+        report.realtime_factor
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }

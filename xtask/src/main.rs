@@ -3,7 +3,9 @@
 mod build_kernels;
 mod eval;
 mod fetch_model;
+mod llvm;
 mod run_model;
+mod test;
 mod verify_kernels;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +29,16 @@ enum Command {
     RunModel(run_model::Args),
     /// Transcribe every clip of a manifest and report word error rate.
     Eval(eval::Args),
+    /// Run the whole test suite (installs LLVM/MLIR 22 and fetches the test models first).
+    Test(test::Args),
+}
+
+/// The workspace root (xtask lives one level below it).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is inside the workspace")
+        .to_path_buf()
 }
 
 fn main() -> anyhow::Result<()> {
@@ -43,5 +55,6 @@ fn main() -> anyhow::Result<()> {
         Command::FetchModel(args) => fetch_model::run(args),
         Command::RunModel(args) => run_model::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Test(args) => test::run(args),
     }
 }

@@ -1,0 +1,528 @@
+//! The spec entry types and the TOML file format (`kernel-specs/<family>.toml`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::SpecError;
+
+/// Kernel family; each has one TOML file (`<family>.toml`) and one template directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Matmul,
+    Attention,
+    Ffn,
+    #[serde(rename = "layernorm")]
+    LayerNorm,
+    LmHead,
+}
+
+impl Family {
+    pub const ALL: [Family; 5] = [
+        Family::Matmul,
+        Family::Attention,
+        Family::Ffn,
+        Family::LayerNorm,
+        Family::LmHead,
+    ];
+
+    /// Name used for the TOML file stem, the template directory and the manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Matmul => "matmul",
+            Family::Attention => "attention",
+            Family::Ffn => "ffn",
+            Family::LayerNorm => "layernorm",
+            Family::LmHead => "lm_head",
+        }
+    }
+
+    pub fn from_stem(stem: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.as_str() == stem)
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Target NPU generation, named as in MLIR-AIE's `aie.device(...)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    /// Phoenix / Hawk Point (XDNA1, AIE-ML = aie2): 4 columns x 4 core rows.
+    Npu1,
+    /// Strix / Krackan (XDNA2, AIE2P): 8 columns x 4 core rows.
+    Npu2,
+}
+
+impl Device {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Npu1 => "npu1",
+            Device::Npu2 => "npu2",
+        }
+    }
+}
+
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Element type of the kernel's operands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dtype {
+    /// bf16 inputs, f32 accumulation, bf16 output (rounded once, after the epilogue).
+    Bf16,
+    /// int8 inputs, i32 accumulation, requantised int8 (or f32) output.
+    Int8,
+    /// f32 throughout (only where a spec says so, e.g. statistics of LayerNorm).
+    F32,
+}
+
+impl Dtype {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dtype::Bf16 => "bf16",
+            Dtype::Int8 => "int8",
+            Dtype::F32 => "f32",
+        }
+    }
+
+    /// Bytes of one input element.
+    pub fn bytes(self) -> usize {
+        match self {
+            Dtype::Bf16 => 2,
+            Dtype::Int8 => 1,
+            Dtype::F32 => 4,
+        }
+    }
+
+    /// Bytes of one accumulator element (f32 for bf16, i32 for int8).
+    pub fn acc_bytes(self) -> usize {
+        4
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How int8 weights are scaled back to real numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WeightScale {
+    PerTensor,
+    PerChannel,
+}
+
+/// int8 quantisation of a matmul: `Y = (X_q · W_q^T) * sx * sw (+ b) ...`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quant {
+    pub weight_scale: WeightScale,
+    /// true: the output is requantised to int8 with a per-tensor output scale; false: bf16 output.
+    pub requantize_output: bool,
+}
+
+/// Which attention the entry computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttentionKind {
+    /// Non-causal self-attention over the encoder frames.
+    Encoder,
+    /// Decoder self-attention over a KV cache of up to `kv_len` positions, causally masked.
+    CausalSelf,
+    /// Decoder queries over the encoder output.
+    Cross,
+}
+
+/// The family-specific shape of an entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum Op {
+    /// `Y[m,n] = X[m,k] · W[n,k]^T (+ b) (GELU) (+ R)`.
+    Matmul {
+        m: usize,
+        k: usize,
+        n: usize,
+        bias: bool,
+        gelu: bool,
+        residual: bool,
+        quant: Option<Quant>,
+    },
+    /// Multi-head scaled-dot-product attention.
+    Attention {
+        kind: AttentionKind,
+        heads: usize,
+        head_dim: usize,
+        q_len: usize,
+        kv_len: usize,
+    },
+    /// `Y = X + fc2(GELU(fc1(X)))` with biases on both linears.
+    Ffn {
+        rows: usize,
+        d_model: usize,
+        d_ff: usize,
+    },
+    /// Row-wise LayerNorm of a `rows x dim` block with affine gamma/beta.
+    #[serde(rename = "layernorm")]
+    LayerNorm { rows: usize, dim: usize, eps: f64 },
+    /// `logits[rows, V'] = X[rows, d] · E^T` over the whole vocabulary or a `top_k` subset.
+    LmHead {
+        rows: usize,
+        d_model: usize,
+        vocab: usize,
+        top_k: Option<usize>,
+    },
+}
+
+impl Op {
+    pub fn family(&self) -> Family {
+        match self {
+            Op::Matmul { .. } => Family::Matmul,
+            Op::Attention { .. } => Family::Attention,
+            Op::Ffn { .. } => Family::Ffn,
+            Op::LayerNorm { .. } => Family::LayerNorm,
+            Op::LmHead { .. } => Family::LmHead,
+        }
+    }
+
+    /// Multiply-accumulates of one call (for the roofline estimate).
+    pub fn macs(&self) -> f64 {
+        match *self {
+            Op::Matmul { m, k, n, .. } => (m * k * n) as f64,
+            Op::Attention {
+                heads,
+                head_dim,
+                q_len,
+                kv_len,
+                ..
+            } => 2.0 * (heads * q_len * kv_len * head_dim) as f64,
+            Op::Ffn {
+                rows,
+                d_model,
+                d_ff,
+            } => 2.0 * (rows * d_model * d_ff) as f64,
+            // mean, variance, scale: a few vector ops per element, counted as 4 MAC-equivalents.
+            Op::LayerNorm { rows, dim, .. } => 4.0 * (rows * dim) as f64,
+            Op::LmHead {
+                rows,
+                d_model,
+                vocab,
+                top_k,
+            } => (rows * d_model * top_k.unwrap_or(vocab)) as f64,
+        }
+    }
+}
+
+/// How the work is split over the array and into per-core tiles.
+///
+/// Meaning per family (see docs/architecture.md):
+/// - matmul / ffn: `tile_m x tile_k` A tiles, `tile_k x tile_n` B tiles, `tile_m x tile_n`
+///   output tiles per core; `pad_m_to` pads the rows.
+/// - lm_head: computed transposed (logits^T = E · X^T), so `m` is the vocabulary side
+///   (`pad_m_to` pads top_k or vocab) and `n` the decoder rows (`pad_n_to`).
+/// - attention: `tile_m` query rows and `tile_n` key rows per step (`tile_k` = head_dim);
+///   `pad_m_to` pads q_len, `pad_n_to` kv_len; heads spread over columns, query blocks over rows.
+/// - layernorm: `tile_m` rows per step (whole rows of `dim`); blocks spread over all cores.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tiling {
+    pub tile_m: usize,
+    #[serde(default)]
+    pub tile_k: usize,
+    #[serde(default)]
+    pub tile_n: usize,
+    /// Array columns used (each with its shim and mem tile).
+    pub columns: usize,
+    /// Core rows used per column.
+    pub rows: usize,
+    /// Object-FIFO depth of the per-core streams (2 = double buffering).
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+    /// Pad the row dimension (m / q_len / rows) to this many rows; the host zero-fills.
+    #[serde(default)]
+    pub pad_m_to: Option<usize>,
+    /// Pad the reduction dimension (k) to this size; the host zero-fills.
+    #[serde(default)]
+    pub pad_k_to: Option<usize>,
+    /// Pad the output-column dimension (n / vocab / kv_len) to this size.
+    #[serde(default)]
+    pub pad_n_to: Option<usize>,
+}
+
+fn default_depth() -> usize {
+    2
+}
+
+impl Tiling {
+    pub fn cores(&self) -> usize {
+        self.columns * self.rows
+    }
+}
+
+/// One entry of a `kernel-specs/*.toml` file: one kernel of one shape on one device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KernelSpec {
+    /// Unique over all files; also the directory name under `generated/`.
+    pub name: String,
+    pub family: Family,
+    /// The TOML file the entry came from (as given to `load_dir`, joined with the file name).
+    pub file: PathBuf,
+    /// 0-based position of the entry in its file.
+    pub index: usize,
+    pub device: Device,
+    pub dtype: Dtype,
+    pub op: Op,
+    pub tiling: Tiling,
+    /// Free text for people; part of the canonical form like everything else in the entry.
+    pub description: Option<String>,
+}
+
+impl KernelSpec {
+    /// `kernel-specs/matmul.toml: entry "enc_fc1"`, the prefix of every message about this entry.
+    pub fn origin(&self) -> String {
+        format!("{}: entry \"{}\"", self.file.display(), self.name)
+    }
+
+    /// Row dimension after padding.
+    pub fn padded_m(&self) -> usize {
+        let m = match self.op {
+            Op::Matmul { m, .. } => m,
+            Op::Attention { q_len, .. } => q_len,
+            Op::Ffn { rows, .. } | Op::LayerNorm { rows, .. } | Op::LmHead { rows, .. } => rows,
+        };
+        self.tiling.pad_m_to.unwrap_or(m).max(m)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// File format. Each family file is `[[kernel]]` tables; common keys plus the family's shape keys
+// sit directly in the table, the tiling in `[kernel.tiling]`.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File<E> {
+    #[serde(default = "Vec::new")]
+    kernel: Vec<E>,
+}
+
+macro_rules! entry_struct {
+    ($name:ident { $($field:ident : $ty:ty $(= $default:literal)?),* $(,)? }) => {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            name: String,
+            device: Device,
+            dtype: Dtype,
+            #[serde(default)]
+            description: Option<String>,
+            tiling: Tiling,
+            $( $(#[serde(default = $default)])? $field: $ty, )*
+        }
+    };
+}
+
+entry_struct!(MatmulEntry {
+    m: usize,
+    k: usize,
+    n: usize,
+    bias: bool = "no",
+    gelu: bool = "no",
+    residual: bool = "no",
+    quant: Option<Quant> = "none",
+});
+entry_struct!(AttentionEntry {
+    kind: AttentionKind,
+    heads: usize,
+    head_dim: usize,
+    q_len: usize,
+    kv_len: usize,
+});
+entry_struct!(FfnEntry {
+    rows: usize,
+    d_model: usize,
+    d_ff: usize,
+});
+entry_struct!(LayerNormEntry {
+    rows: usize,
+    dim: usize,
+    eps: f64,
+});
+entry_struct!(LmHeadEntry {
+    rows: usize,
+    d_model: usize,
+    vocab: usize,
+    top_k: Option<usize> = "none",
+});
+
+fn no() -> bool {
+    false
+}
+fn none<T>() -> Option<T> {
+    None
+}
+
+trait Entry {
+    fn into_spec(self, family: Family, file: &Path, index: usize) -> KernelSpec;
+}
+
+macro_rules! impl_entry {
+    ($ty:ident, |$e:ident| $op:expr) => {
+        impl Entry for $ty {
+            fn into_spec(self, family: Family, file: &Path, index: usize) -> KernelSpec {
+                let $e = &self;
+                let op = $op;
+                KernelSpec {
+                    name: self.name,
+                    family,
+                    file: file.to_path_buf(),
+                    index,
+                    device: self.device,
+                    dtype: self.dtype,
+                    op,
+                    tiling: self.tiling,
+                    description: self.description,
+                }
+            }
+        }
+    };
+}
+
+impl_entry!(MatmulEntry, |e| Op::Matmul {
+    m: e.m,
+    k: e.k,
+    n: e.n,
+    bias: e.bias,
+    gelu: e.gelu,
+    residual: e.residual,
+    quant: e.quant,
+});
+impl_entry!(AttentionEntry, |e| Op::Attention {
+    kind: e.kind,
+    heads: e.heads,
+    head_dim: e.head_dim,
+    q_len: e.q_len,
+    kv_len: e.kv_len,
+});
+impl_entry!(FfnEntry, |e| Op::Ffn {
+    rows: e.rows,
+    d_model: e.d_model,
+    d_ff: e.d_ff,
+});
+impl_entry!(LayerNormEntry, |e| Op::LayerNorm {
+    rows: e.rows,
+    dim: e.dim,
+    eps: e.eps,
+});
+impl_entry!(LmHeadEntry, |e| Op::LmHead {
+    rows: e.rows,
+    d_model: e.d_model,
+    vocab: e.vocab,
+    top_k: e.top_k,
+});
+
+fn parse_as<E: Entry + for<'de> Deserialize<'de>>(
+    family: Family,
+    file: &Path,
+    text: &str,
+) -> Result<Vec<KernelSpec>, SpecError> {
+    let parsed: File<E> = toml::from_str(text).map_err(|e| toml_error(file, text, &e))?;
+    Ok(parsed
+        .kernel
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| e.into_spec(family, file, i))
+        .collect())
+}
+
+/// Turns a toml error into `file:line:col: message (entry "name")`.
+fn toml_error(file: &Path, text: &str, err: &toml::de::Error) -> SpecError {
+    let offset = err.span().map(|s| s.start);
+    let entry = offset.and_then(|o| entry_name_before(text, o));
+    let (line, column) = offset.map_or((0, 0), |o| line_col(text, o));
+    SpecError::Toml {
+        file: file.to_path_buf(),
+        line,
+        column,
+        entry,
+        message: err.message().to_string(),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// The `name = "..."` of the `[[kernel]]` table that contains `offset`, if it can be found.
+fn entry_name_before(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind("[[kernel]]")?;
+    let end = text[start + 10..]
+        .find("[[kernel]]")
+        .map_or(text.len(), |p| start + 10 + p);
+    text[start..end].lines().find_map(|l| {
+        let l = l.trim();
+        let rest = l
+            .strip_prefix("name")?
+            .trim_start()
+            .strip_prefix('=')?
+            .trim();
+        Some(rest.trim_matches('"').to_string())
+    })
+}
+
+/// Parses one family file's text. `file` is used for messages and stored in each spec.
+pub fn parse_file(file: &Path, text: &str) -> Result<Vec<KernelSpec>, SpecError> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let family = Family::from_stem(stem).ok_or_else(|| SpecError::UnknownFamily {
+        file: file.to_path_buf(),
+        stem: stem.to_string(),
+    })?;
+    let specs = match family {
+        Family::Matmul => parse_as::<MatmulEntry>(family, file, text)?,
+        Family::Attention => parse_as::<AttentionEntry>(family, file, text)?,
+        Family::Ffn => parse_as::<FfnEntry>(family, file, text)?,
+        Family::LayerNorm => parse_as::<LayerNormEntry>(family, file, text)?,
+        Family::LmHead => parse_as::<LmHeadEntry>(family, file, text)?,
+    };
+    for s in &specs {
+        validate_name(s)?;
+    }
+    Ok(specs)
+}
+
+/// Names become directory names and MLIR symbols: keep them to `[a-z0-9_]`, starting with a letter.
+fn validate_name(s: &KernelSpec) -> Result<(), SpecError> {
+    let ok = s
+        .name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase())
+        && s.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SpecError::BadName {
+            file: s.file.clone(),
+            name: s.name.clone(),
+        })
+    }
+}

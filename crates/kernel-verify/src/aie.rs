@@ -1,0 +1,138 @@
+//! Runs a rendered MLIR-AIE design through the `aie-opt` passes that aiecc runs before core
+//! compilation, where an mlir-aie install is present. Any diagnostic fails the design.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The pass stages, in aiecc's order (mlir-aie's `tools/aiecc/aiecc.cpp`: resource allocation,
+/// routing, NPU lowering of the runtime sequence).
+pub const STAGES: [(&str, &str); 3] = [
+    (
+        "resource allocation (object FIFOs, locks, BDs, buffer addresses)",
+        "builtin.module(lower-affine,aie-canonicalize-device,aie.device(aie-assign-lock-ids,\
+         aie-objectFifo-stateful-transform,aie-assign-bd-ids,aie-lower-cascade-flows,\
+         aie-lower-broadcast-packet,aie-lower-multicast,aie-assign-tile-controller-ids,\
+         aie-assign-buffer-addresses{alloc-scheme=basic-sequential}),convert-scf-to-cf)",
+    ),
+    (
+        "routing (pathfinder flows)",
+        "builtin.module(aie.device(aie-create-pathfinder-flows))",
+    ),
+    (
+        "runtime sequence to NPU instructions",
+        "builtin.module(aie-materialize-runtime-sequences,aie.device(aie-materialize-bd-chains,\
+         aie-substitute-shim-dma-allocations,aie-assign-runtime-sequence-bd-ids,\
+         aie-dma-tasks-to-npu,aie-dma-to-npu,aie-lower-set-lock))",
+    ),
+];
+
+/// Where `aie-opt` is, or why it is not used.
+pub enum AieOpt {
+    Found(PathBuf),
+    Missing(String),
+}
+
+/// `AIE_OPT`, then `$MLIR_AIE_INSTALL_DIR/bin/aie-opt`, then `aie-opt` on `PATH`.
+pub fn find_aie_opt() -> AieOpt {
+    if let Some(p) = std::env::var_os("AIE_OPT") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            AieOpt::Found(p)
+        } else {
+            AieOpt::Missing(format!(
+                "AIE_OPT={} is not a file; point it at mlir-aie's bin/aie-opt",
+                p.display()
+            ))
+        };
+    }
+    if let Some(dir) = std::env::var_os("MLIR_AIE_INSTALL_DIR") {
+        let p = Path::new(&dir).join("bin/aie-opt");
+        return if p.is_file() {
+            AieOpt::Found(p)
+        } else {
+            AieOpt::Missing(format!(
+                "MLIR_AIE_INSTALL_DIR={} has no bin/aie-opt",
+                Path::new(&dir).display()
+            ))
+        };
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join("aie-opt");
+            if p.is_file() {
+                return AieOpt::Found(p);
+            }
+        }
+    }
+    AieOpt::Missing(
+        "no aie-opt found (set AIE_OPT or MLIR_AIE_INSTALL_DIR, or put mlir-aie's bin on PATH)"
+            .into(),
+    )
+}
+
+/// Lines of aie-opt's stderr that are MLIR diagnostics.
+fn diagnostics(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("error:") || l.contains("warning:"))
+        .collect()
+}
+
+/// Runs every stage on `design` (an MLIR-AIE module) in `workdir`; the first stage with a
+/// non-zero exit or any error/warning diagnostic fails with its stage name and last lines.
+pub fn check_design(aie_opt: &Path, design: &str, workdir: &Path) -> Result<(), String> {
+    let mut input = workdir.join("design.mlir");
+    std::fs::write(&input, design).map_err(|e| format!("{}: {e}", input.display()))?;
+    for (i, (stage, pipeline)) in STAGES.iter().enumerate() {
+        let output = workdir.join(format!("stage{}.mlir", i + 1));
+        let out = Command::new(aie_opt)
+            .arg(format!("--pass-pipeline={pipeline}"))
+            .arg(&input)
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", aie_opt.display()))?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let diags = diagnostics(&stderr);
+        if !out.status.success() || !diags.is_empty() {
+            let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            return Err(format!(
+                "aie-opt stage \"{stage}\" failed ({}, {} diagnostics); input kept in {}:\n{}",
+                out.status,
+                diags.len(),
+                input.display(),
+                tail.join("\n")
+            ));
+        }
+        input = output;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diagnostics_are_found() {
+        let s = "design.mlir:3:5: error: 'aie.tile' op ...\nnote: see\ndesign.mlir:9:1: warning: unused\n";
+        assert_eq!(diagnostics(s).len(), 2);
+        assert!(diagnostics("all fine\n").is_empty());
+    }
+
+    #[test]
+    fn missing_aie_opt_file_is_reported() {
+        // Only the explicit-path branch is tested: it does not depend on the machine.
+        let dir = tempfile::tempdir().unwrap();
+        let bogus = dir.path().join("no-such-aie-opt");
+        // No other test of this binary reads AIE_OPT, so setting it here races with nothing.
+        std::env::set_var("AIE_OPT", &bogus);
+        let found = find_aie_opt();
+        std::env::remove_var("AIE_OPT");
+        match found {
+            AieOpt::Missing(why) => assert!(why.contains("AIE_OPT"), "{why}"),
+            AieOpt::Found(p) => panic!("found {}", p.display()),
+        }
+    }
+}

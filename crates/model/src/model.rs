@@ -1,0 +1,468 @@
+//! The Whisper network: audio encoder and text decoder with a KV cache.
+//!
+//! Mirrors `whisper/model.py` of openai-whisper (`AudioEncoder`, `TextDecoder`,
+//! `ResidualAttentionBlock`, `MultiHeadAttention`). Every matrix product, attention, LayerNorm and
+//! FFN goes through the [`Runtime`] kernel API, so the same code runs on the CPU and the NPU.
+
+use npu_runtime::{AttentionParams, Epilogue, Linear, Runtime, RuntimeError};
+
+use crate::weights::{Checkpoint, ModelDims, WeightsError};
+
+/// LayerNorm epsilon used by every Whisper LayerNorm.
+const LN_EPS: f32 = 1e-5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error("the checkpoint's tensor {name} has shape {got:?}, expected {expected:?}")]
+    Shape {
+        name: String,
+        got: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("the prompt is {len} tokens long, but the model's text context holds {max}")]
+    ContextOverflow { len: usize, max: usize },
+}
+
+/// LayerNorm weights (`weight`, `bias` in the checkpoint).
+struct Norm {
+    gamma: Vec<f32>,
+    beta: Vec<f32>,
+}
+
+/// Query/key/value/output projections of one attention block (`MultiHeadAttention`).
+struct Attention {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    out: Linear,
+}
+
+/// One `ResidualAttentionBlock`: self-attention, optional cross-attention, MLP.
+struct Block {
+    attn_ln: Norm,
+    attn: Attention,
+    cross: Option<(Norm, Attention)>,
+    mlp_ln: Norm,
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// `AudioEncoder`: two convolutions (run as matrix products over im2col patches), sinusoidal
+/// positions, the residual blocks and a final LayerNorm.
+pub struct Encoder {
+    conv1: Linear,
+    conv2: Linear,
+    positions: Vec<f32>,
+    blocks: Vec<Block>,
+    ln_post: Norm,
+}
+
+/// `TextDecoder`: token and learned position embeddings, blocks with cross-attention, final
+/// LayerNorm, and logits against the (tied) token embedding.
+pub struct Decoder {
+    token_embedding: Vec<f32>,
+    lm_head: Linear,
+    positions: Vec<f32>,
+    blocks: Vec<Block>,
+    ln: Norm,
+}
+
+/// A loaded Whisper model whose weights are packed for the runtime's kernels.
+pub struct Whisper {
+    pub dims: ModelDims,
+    pub encoder: Encoder,
+    pub decoder: Decoder,
+}
+
+/// Reads tensors out of a checkpoint, checking their shapes.
+struct Loader<'a> {
+    ckpt: &'a mut Checkpoint,
+    rt: &'a Runtime,
+}
+
+impl Loader<'_> {
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let t = self.ckpt.take(name)?;
+        if t.shape != shape {
+            return Err(ModelError::Shape {
+                name: name.to_string(),
+                got: t.shape,
+                expected: shape.to_vec(),
+            });
+        }
+        Ok(t.data)
+    }
+
+    fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Linear, ModelError> {
+        let w = self.tensor(&format!("{prefix}.weight"), &[n_out, n_in])?;
+        let b = if bias {
+            Some(self.tensor(&format!("{prefix}.bias"), &[n_out])?)
+        } else {
+            None
+        };
+        Ok(self.rt.linear(w, b, n_in, n_out))
+    }
+
+    fn conv(&mut self, prefix: &str, n_in: usize, n_out: usize) -> Result<Linear, ModelError> {
+        // A kernel-3 Conv1d is a matrix product over [in_channels * 3] patches; PyTorch's
+        // [out, in, 3] weight is already that matrix in row-major order.
+        let w = self.tensor(&format!("{prefix}.weight"), &[n_out, n_in, 3])?;
+        let b = self.tensor(&format!("{prefix}.bias"), &[n_out])?;
+        Ok(self.rt.linear(w, Some(b), n_in * 3, n_out))
+    }
+
+    fn norm(&mut self, prefix: &str, dim: usize) -> Result<Norm, ModelError> {
+        Ok(Norm {
+            gamma: self.tensor(&format!("{prefix}.weight"), &[dim])?,
+            beta: self.tensor(&format!("{prefix}.bias"), &[dim])?,
+        })
+    }
+
+    fn attention(&mut self, prefix: &str, d: usize) -> Result<Attention, ModelError> {
+        Ok(Attention {
+            query: self.linear(&format!("{prefix}.q_proj"), d, d, true)?,
+            // Whisper's key projection has no bias.
+            key: self.linear(&format!("{prefix}.k_proj"), d, d, false)?,
+            value: self.linear(&format!("{prefix}.v_proj"), d, d, true)?,
+            out: self.linear(&format!("{prefix}.out_proj"), d, d, true)?,
+        })
+    }
+
+    fn block(&mut self, prefix: &str, d: usize, cross: bool) -> Result<Block, ModelError> {
+        let d_ff = self.ckpt_ffn_dim(prefix)?;
+        Ok(Block {
+            attn_ln: self.norm(&format!("{prefix}.self_attn_layer_norm"), d)?,
+            attn: self.attention(&format!("{prefix}.self_attn"), d)?,
+            cross: if cross {
+                Some((
+                    self.norm(&format!("{prefix}.encoder_attn_layer_norm"), d)?,
+                    self.attention(&format!("{prefix}.encoder_attn"), d)?,
+                ))
+            } else {
+                None
+            },
+            mlp_ln: self.norm(&format!("{prefix}.final_layer_norm"), d)?,
+            fc1: self.linear(&format!("{prefix}.fc1"), d, d_ff, true)?,
+            fc2: self.linear(&format!("{prefix}.fc2"), d_ff, d, true)?,
+        })
+    }
+
+    /// The MLP width is 4 × d_model in every released Whisper, but read it from the weights.
+    fn ckpt_ffn_dim(&mut self, prefix: &str) -> Result<usize, ModelError> {
+        let name = format!("{prefix}.fc1.bias");
+        Ok(self.ckpt.get(&name)?.shape[0])
+    }
+}
+
+impl Whisper {
+    /// Packs every weight of `ckpt` for the runtime. Tensors are moved out of the checkpoint.
+    pub fn load(ckpt: &mut Checkpoint, rt: &Runtime) -> Result<Whisper, ModelError> {
+        let dims = ckpt.dims.clone();
+        let mut ld = Loader { ckpt, rt };
+        let (da, dt) = (dims.n_audio_state, dims.n_text_state);
+
+        let encoder = Encoder {
+            conv1: ld.conv("model.encoder.conv1", dims.n_mels, da)?,
+            conv2: ld.conv("model.encoder.conv2", da, da)?,
+            positions: ld.tensor("model.encoder.embed_positions.weight", &[dims.n_audio_ctx, da])?,
+            blocks: (0..dims.n_audio_layer)
+                .map(|i| ld.block(&format!("model.encoder.layers.{i}"), da, false))
+                .collect::<Result<_, _>>()?,
+            ln_post: ld.norm("model.encoder.layer_norm", da)?,
+        };
+
+        let token_embedding =
+            ld.tensor("model.decoder.embed_tokens.weight", &[dims.n_vocab, dt])?;
+        let lm_head = rt.linear(token_embedding.clone(), None, dt, dims.n_vocab);
+        let decoder = Decoder {
+            token_embedding,
+            lm_head,
+            positions: ld.tensor("model.decoder.embed_positions.weight", &[dims.n_text_ctx, dt])?,
+            blocks: (0..dims.n_text_layer)
+                .map(|i| ld.block(&format!("model.decoder.layers.{i}"), dt, true))
+                .collect::<Result<_, _>>()?,
+            ln: ld.norm("model.decoder.layer_norm", dt)?,
+        };
+        Ok(Whisper {
+            dims,
+            encoder,
+            decoder,
+        })
+    }
+}
+
+fn layernorm(rt: &Runtime, op: &str, x: &[f32], rows: usize, n: &Norm, out: &mut [f32]) -> Result<(), RuntimeError> {
+    rt.layernorm(op, x, rows, n.gamma.len(), &n.gamma, &n.beta, LN_EPS, out)
+}
+
+impl Encoder {
+    /// Encodes one window of log-mel frames (`mel`: `[n_mels][n_frames]`, n_frames = 2 × n_audio_ctx)
+    /// into `[n_audio_ctx, d_model]` audio features. Mirrors `AudioEncoder.forward`.
+    pub fn forward(&self, rt: &Runtime, dims: &ModelDims, mel: &[f32]) -> Result<Vec<f32>, ModelError> {
+        let (n_mels, d, n_ctx) = (dims.n_mels, dims.n_audio_state, dims.n_audio_ctx);
+        let n_frames = 2 * n_ctx;
+        assert_eq!(mel.len(), n_mels * n_frames, "mel window must be n_mels x {n_frames}");
+
+        // conv1: kernel 3, stride 1, padding 1, then GELU.
+        let patches = im2col(n_frames, n_frames, 1, n_mels, |t, c| mel[c * n_frames + t]);
+        let mut h1 = vec![0.0; n_frames * d];
+        let gelu = Epilogue { gelu: true, residual: None };
+        rt.matmul("encoder.conv1", &patches, n_frames, &self.conv1, gelu, &mut h1)?;
+        // conv2: kernel 3, stride 2, padding 1, then GELU.
+        let patches = im2col(n_frames, n_ctx, 2, d, |t, c| h1[t * d + c]);
+        let mut x = vec![0.0; n_ctx * d];
+        let gelu = Epilogue { gelu: true, residual: None };
+        rt.matmul("encoder.conv2", &patches, n_ctx, &self.conv2, gelu, &mut x)?;
+        for (xi, pi) in x.iter_mut().zip(&self.positions) {
+            *xi += pi;
+        }
+
+        let mut scratch = BlockScratch::new(n_ctx, d);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let op = format!("encoder.{i}");
+            block.self_attention_full(rt, &op, dims.n_audio_head, &mut x, n_ctx, &mut scratch)?;
+            block.mlp(rt, &op, &mut x, n_ctx, &mut scratch)?;
+        }
+        let mut out = vec![0.0; n_ctx * d];
+        layernorm(rt, "encoder.ln_post", &x, n_ctx, &self.ln_post, &mut out)?;
+        Ok(out)
+    }
+}
+
+/// Builds `[out_len, channels * 3]` patches of a kernel-3, padding-1 convolution with `stride`
+/// over an input of `in_len` time steps; `at(t, c)` reads the input.
+fn im2col(in_len: usize, out_len: usize, stride: usize, channels: usize, at: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+    let mut p = vec![0.0; out_len * channels * 3];
+    for o in 0..out_len {
+        let row = &mut p[o * channels * 3..(o + 1) * channels * 3];
+        for j in 0..3 {
+            // Input index o*stride + j - 1 (padding 1).
+            let Some(t) = (o * stride + j).checked_sub(1) else { continue };
+            if t >= in_len {
+                continue;
+            }
+            for c in 0..channels {
+                row[c * 3 + j] = at(t, c);
+            }
+        }
+    }
+    p
+}
+
+/// Buffers reused across blocks of one forward pass.
+struct BlockScratch {
+    ln: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    tmp: Vec<f32>,
+}
+
+impl BlockScratch {
+    fn new(rows: usize, d: usize) -> Self {
+        let z = || vec![0.0; rows * d];
+        BlockScratch { ln: z(), q: z(), k: z(), v: z(), attn: z(), tmp: z() }
+    }
+
+    fn ensure(&mut self, rows: usize, d: usize) {
+        for b in [&mut self.ln, &mut self.q, &mut self.k, &mut self.v, &mut self.attn, &mut self.tmp] {
+            if b.len() < rows * d {
+                b.resize(rows * d, 0.0);
+            }
+        }
+    }
+}
+
+impl Block {
+    /// `x = x + attn(ln(x))` with full (non-causal) self-attention: the encoder's blocks.
+    fn self_attention_full(&self, rt: &Runtime, op: &str, heads: usize, x: &mut [f32], rows: usize, s: &mut BlockScratch) -> Result<(), ModelError> {
+        let d = self.attn_ln.gamma.len();
+        let n = rows * d;
+        layernorm(rt, &format!("{op}.attn_ln"), x, rows, &self.attn_ln, &mut s.ln[..n])?;
+        let none = Epilogue::default;
+        rt.matmul(&format!("{op}.attn.q"), &s.ln[..n], rows, &self.attn.query, none(), &mut s.q[..n])?;
+        rt.matmul(&format!("{op}.attn.k"), &s.ln[..n], rows, &self.attn.key, none(), &mut s.k[..n])?;
+        rt.matmul(&format!("{op}.attn.v"), &s.ln[..n], rows, &self.attn.value, none(), &mut s.v[..n])?;
+        let p = AttentionParams { heads, head_dim: d / heads, q_len: rows, kv_len: rows, causal_offset: None };
+        rt.attention(&format!("{op}.attn"), &s.q[..n], &s.k[..n], &s.v[..n], p, &mut s.attn[..n])?;
+        s.tmp[..n].copy_from_slice(x);
+        let res = Epilogue { gelu: false, residual: Some(&s.tmp[..n]) };
+        rt.matmul(&format!("{op}.attn.out"), &s.attn[..n], rows, &self.attn.out, res, x)?;
+        Ok(())
+    }
+
+    /// `x = x + mlp(ln(x))`, the MLP run as one fused FFN kernel.
+    fn mlp(&self, rt: &Runtime, op: &str, x: &mut [f32], rows: usize, s: &mut BlockScratch) -> Result<(), ModelError> {
+        let n = x.len();
+        layernorm(rt, &format!("{op}.mlp_ln"), x, rows, &self.mlp_ln, &mut s.ln[..n])?;
+        s.tmp[..n].copy_from_slice(x);
+        rt.ffn(&format!("{op}.mlp"), &s.ln[..n], rows, &self.fc1, &self.fc2, &s.tmp[..n], x)?;
+        Ok(())
+    }
+}
+
+/// Self-attention keys and values of every decoded position, per layer, for a batch of sequences
+/// (beams). Cross-attention keys and values are computed once per audio window.
+pub struct KvCache {
+    /// `[layer][sequence]` → `[n_text_ctx, d]` keys and values.
+    self_k: Vec<Vec<Vec<f32>>>,
+    self_v: Vec<Vec<Vec<f32>>>,
+    /// `[layer]` → `[n_audio_ctx, d]`, shared by every sequence.
+    cross_k: Vec<Vec<f32>>,
+    cross_v: Vec<Vec<f32>>,
+    /// Positions filled in every sequence.
+    pub len: usize,
+    /// Rows each self-attention buffer holds (the text context).
+    capacity_rows: usize,
+    n_audio_ctx: usize,
+}
+
+impl KvCache {
+    /// Number of sequences (beams) held.
+    pub fn batch(&self) -> usize {
+        self.self_k.first().map_or(0, Vec::len)
+    }
+
+    /// Reorders and resizes the batch: sequence `i` of the result is a copy of `sources[i]`.
+    /// Used by beam search when beams are re-ranked. Only the filled positions are copied, and a
+    /// source used once is moved rather than copied.
+    pub fn reorder(&mut self, sources: &[usize]) {
+        let filled = self.len;
+        for layer in self.self_k.iter_mut().chain(self.self_v.iter_mut()) {
+            let mut old: Vec<Vec<f32>> = std::mem::take(layer);
+            let width = old[0].len();
+            let mut remaining = vec![0usize; old.len()];
+            for &s in sources {
+                remaining[s] += 1;
+            }
+            let d = width / self.capacity_rows;
+            *layer = sources
+                .iter()
+                .map(|&s| {
+                    remaining[s] -= 1;
+                    if remaining[s] == 0 {
+                        std::mem::take(&mut old[s])
+                    } else {
+                        let mut v = Vec::with_capacity(width);
+                        v.extend_from_slice(&old[s][..filled * d]);
+                        v.resize(width, 0.0);
+                        v
+                    }
+                })
+                .collect();
+        }
+    }
+}
+
+impl Decoder {
+    /// Computes the cross-attention keys and values of every layer for one window of encoder
+    /// output and returns an empty cache for `batch` sequences.
+    pub fn new_cache(&self, rt: &Runtime, dims: &ModelDims, audio: &[f32], batch: usize) -> Result<KvCache, ModelError> {
+        let (d, n_audio) = (dims.n_text_state, dims.n_audio_ctx);
+        let mut cross_k = Vec::with_capacity(self.blocks.len());
+        let mut cross_v = Vec::with_capacity(self.blocks.len());
+        for (i, block) in self.blocks.iter().enumerate() {
+            let (_, cross) = block.cross.as_ref().expect("decoder blocks have cross-attention");
+            let mut k = vec![0.0; n_audio * d];
+            let mut v = vec![0.0; n_audio * d];
+            rt.matmul(&format!("decoder.{i}.cross.k"), audio, n_audio, &cross.key, Epilogue::default(), &mut k)?;
+            rt.matmul(&format!("decoder.{i}.cross.v"), audio, n_audio, &cross.value, Epilogue::default(), &mut v)?;
+            cross_k.push(k);
+            cross_v.push(v);
+        }
+        let empty = || vec![vec![vec![0.0; dims.n_text_ctx * d]; batch]; self.blocks.len()];
+        Ok(KvCache {
+            self_k: empty(),
+            self_v: empty(),
+            cross_k,
+            cross_v,
+            len: 0,
+            capacity_rows: dims.n_text_ctx,
+            n_audio_ctx: n_audio,
+        })
+    }
+
+    /// Runs `tokens` (`[batch][q_len]`, every sequence the same length) through the decoder at
+    /// positions `cache.len..cache.len + q_len`, appends their keys and values to the cache, and
+    /// returns the logits of the rows selected by `logit_rows` (indices into 0..q_len) of every
+    /// sequence: `[batch][logit_rows.len()][n_vocab]`, flattened.
+    pub fn forward(&self, rt: &Runtime, dims: &ModelDims, tokens: &[Vec<u32>], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Vec<f32>, ModelError> {
+        let batch = tokens.len();
+        assert_eq!(batch, cache.batch(), "token batch must match the cache's batch");
+        let q_len = tokens[0].len();
+        let (d, heads) = (dims.n_text_state, dims.n_text_head);
+        let offset = cache.len;
+        if offset + q_len > dims.n_text_ctx {
+            return Err(ModelError::ContextOverflow { len: offset + q_len, max: dims.n_text_ctx });
+        }
+        let rows = batch * q_len;
+        let n = rows * d;
+
+        // Token embedding plus learned position embedding.
+        let mut x = vec![0.0; n];
+        for (b, seq) in tokens.iter().enumerate() {
+            assert_eq!(seq.len(), q_len, "every sequence of a batch has the same length");
+            for (t, &tok) in seq.iter().enumerate() {
+                let row = &mut x[(b * q_len + t) * d..(b * q_len + t + 1) * d];
+                let emb = &self.token_embedding[tok as usize * d..(tok as usize + 1) * d];
+                let pos = &self.positions[(offset + t) * d..(offset + t + 1) * d];
+                for ((r, e), p) in row.iter_mut().zip(emb).zip(pos) {
+                    *r = e + p;
+                }
+            }
+        }
+
+        let mut s = BlockScratch::new(rows, d);
+        s.ensure(rows, d);
+        let hd = d / heads;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let op = format!("decoder.{i}");
+            // Causal self-attention over the cache plus the new positions.
+            layernorm(rt, &format!("{op}.attn_ln"), &x, rows, &block.attn_ln, &mut s.ln[..n])?;
+            rt.matmul(&format!("{op}.attn.q"), &s.ln[..n], rows, &block.attn.query, Epilogue::default(), &mut s.q[..n])?;
+            rt.matmul(&format!("{op}.attn.k"), &s.ln[..n], rows, &block.attn.key, Epilogue::default(), &mut s.k[..n])?;
+            rt.matmul(&format!("{op}.attn.v"), &s.ln[..n], rows, &block.attn.value, Epilogue::default(), &mut s.v[..n])?;
+            for b in 0..batch {
+                let new = b * q_len * d..(b + 1) * q_len * d;
+                let slot = offset * d..(offset + q_len) * d;
+                cache.self_k[i][b][slot.clone()].copy_from_slice(&s.k[new.clone()]);
+                cache.self_v[i][b][slot].copy_from_slice(&s.v[new.clone()]);
+                let p = AttentionParams { heads, head_dim: hd, q_len, kv_len: offset + q_len, causal_offset: Some(offset) };
+                rt.attention(&format!("{op}.attn"), &s.q[new.clone()], &cache.self_k[i][b], &cache.self_v[i][b], p, &mut s.attn[new])?;
+            }
+            s.tmp[..n].copy_from_slice(&x);
+            let res = Epilogue { gelu: false, residual: Some(&s.tmp[..n]) };
+            rt.matmul(&format!("{op}.attn.out"), &s.attn[..n], rows, &block.attn.out, res, &mut x)?;
+
+            // Cross-attention: every row of every sequence attends to the same audio features.
+            let (cross_ln, cross) = block.cross.as_ref().expect("decoder blocks have cross-attention");
+            layernorm(rt, &format!("{op}.cross_ln"), &x, rows, cross_ln, &mut s.ln[..n])?;
+            rt.matmul(&format!("{op}.cross.q"), &s.ln[..n], rows, &cross.query, Epilogue::default(), &mut s.q[..n])?;
+            let p = AttentionParams { heads, head_dim: hd, q_len: rows, kv_len: cache.n_audio_ctx, causal_offset: None };
+            rt.attention(&format!("{op}.cross"), &s.q[..n], &cache.cross_k[i], &cache.cross_v[i], p, &mut s.attn[..n])?;
+            s.tmp[..n].copy_from_slice(&x);
+            let res = Epilogue { gelu: false, residual: Some(&s.tmp[..n]) };
+            rt.matmul(&format!("{op}.cross.out"), &s.attn[..n], rows, &cross.out, res, &mut x)?;
+
+            block.mlp(rt, &op, &mut x, rows, &mut s)?;
+        }
+        cache.len += q_len;
+
+        // Final LayerNorm and logits, only for the rows the caller asked for.
+        let picked: Vec<f32> = (0..batch)
+            .flat_map(|b| logit_rows.iter().map(move |&r| b * q_len + r))
+            .flat_map(|row| x[row * d..(row + 1) * d].iter().copied())
+            .collect();
+        let out_rows = batch * logit_rows.len();
+        let mut normed = vec![0.0; out_rows * d];
+        layernorm(rt, "decoder.ln", &picked, out_rows, &self.ln, &mut normed)?;
+        let mut logits = vec![0.0; out_rows * dims.n_vocab];
+        rt.lm_head("decoder.lm_head", &normed, out_rows, &self.lm_head, None, &mut logits)?;
+        Ok(logits)
+    }
+}

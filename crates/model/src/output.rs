@@ -1,0 +1,96 @@
+//! Transcript output formats: plain text, SubRip (SRT), WebVTT and JSON.
+
+use std::fmt::Write;
+
+use crate::transcribe::Transcript;
+
+/// An output format of `run-model --format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Txt,
+    Srt,
+    Vtt,
+    Json,
+}
+
+/// Renders a transcript in `format`.
+pub fn render(t: &Transcript, format: Format) -> String {
+    match format {
+        Format::Txt => t.segments.iter().map(|s| format!("{}\n", s.text.trim())).collect(),
+        Format::Srt => {
+            let mut out = String::new();
+            for (i, s) in t.segments.iter().enumerate() {
+                let _ = write!(
+                    out,
+                    "{}\n{} --> {}\n{}\n\n",
+                    i + 1,
+                    timestamp(s.start, ','),
+                    timestamp(s.end, ','),
+                    s.text.trim()
+                );
+            }
+            out
+        }
+        Format::Vtt => {
+            let mut out = String::from("WEBVTT\n\n");
+            for s in &t.segments {
+                let _ = write!(out, "{} --> {}\n{}\n\n", timestamp(s.start, '.'), timestamp(s.end, '.'), s.text.trim());
+            }
+            out
+        }
+        Format::Json => serde_json::to_string_pretty(t).expect("a transcript serialises") + "\n",
+    }
+}
+
+/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (WebVTT).
+fn timestamp(seconds: f32, decimal: char) -> String {
+    let ms = (seconds.max(0.0) as f64 * 1000.0).round() as u64;
+    let (h, m, s, ms) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    format!("{h:02}:{m:02}:{s:02}{decimal}{ms:03}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcribe::Segment;
+
+    fn transcript() -> Transcript {
+        let seg = |id, start, end, text: &str| Segment {
+            id,
+            seek: 0,
+            start,
+            end,
+            text: text.to_string(),
+            tokens: vec![],
+            temperature: 0.0,
+            avg_logprob: -0.2,
+            compression_ratio: 1.2,
+            no_speech_prob: 0.01,
+        };
+        Transcript {
+            text: " Hello. World.".into(),
+            language: "en".into(),
+            duration: 3725.5,
+            segments: vec![seg(0, 0.0, 1.5, " Hello."), seg(1, 3723.25, 3725.5, " World.")],
+        }
+    }
+
+    #[test]
+    fn timestamps_format() {
+        assert_eq!(timestamp(0.0, ','), "00:00:00,000");
+        assert_eq!(timestamp(3723.25, '.'), "01:02:03.250");
+    }
+
+    #[test]
+    fn srt_and_vtt() {
+        let t = transcript();
+        assert_eq!(
+            render(&t, Format::Srt),
+            "1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n2\n01:02:03,250 --> 01:02:05,500\nWorld.\n\n"
+        );
+        assert!(render(&t, Format::Vtt).starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello.\n\n"));
+        assert_eq!(render(&t, Format::Txt), "Hello.\nWorld.\n");
+        let json: serde_json::Value = serde_json::from_str(&render(&t, Format::Json)).unwrap();
+        assert_eq!(json["segments"][1]["end"], 3725.5);
+    }
+}

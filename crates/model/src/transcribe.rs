@@ -1,0 +1,235 @@
+//! Long-form transcription: 30-second windows over the whole file, each advanced to the last
+//! complete timestamp the decoder produced. Mirrors `transcribe()` in openai-whisper's
+//! `whisper/transcribe.py` (without word-level timestamps).
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::decoding::{DecodeOptions, DecodeResult, DecoderContext};
+use crate::mel::{LogMel, Mel, HOP_LENGTH};
+use crate::model::ModelError;
+
+/// Mel frames per second (hop length 160 at 16 kHz).
+pub const FRAMES_PER_SECOND: usize = 100;
+
+/// One transcribed segment with its time span in seconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Segment {
+    pub id: usize,
+    /// Mel frame at which the window that produced this segment started.
+    pub seek: usize,
+    pub start: f32,
+    pub end: f32,
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub temperature: f32,
+    pub avg_logprob: f32,
+    pub compression_ratio: f32,
+    pub no_speech_prob: f32,
+}
+
+/// A whole transcription.
+#[derive(Clone, Debug, Serialize)]
+pub struct Transcript {
+    pub text: String,
+    pub language: String,
+    pub duration: f32,
+    pub segments: Vec<Segment>,
+}
+
+/// Where the time of a transcription went (for `--profile`).
+#[derive(Clone, Debug, Default)]
+pub struct StageTimes {
+    pub mel: Duration,
+    pub encoder: Duration,
+    pub decoder: Duration,
+    pub windows: usize,
+    pub decoded_tokens: usize,
+}
+
+/// Progress callbacks of a transcription.
+pub trait Progress {
+    /// `done` of `total` mel frames have been transcribed.
+    fn advance(&mut self, _done: usize, _total: usize) {}
+    /// A segment was finished.
+    fn segment(&mut self, _segment: &Segment) {}
+}
+
+/// Ignores all progress.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// Transcribes 16 kHz mono samples.
+///
+/// The log-mel is computed over the audio plus one hop of zeros, and each 30 s window is
+/// zero-filled past the end of the audio: the feature extraction of CTranslate2/faster-whisper,
+/// the reference decoder this project's tokens are checked against. (openai-whisper instead
+/// appends 30 s of silent audio before the log-mel; the two differ only in the padded tail.)
+pub fn transcribe_audio(
+    ctx: &DecoderContext<'_>,
+    samples: &[f32],
+    opts: &DecodeOptions,
+    progress: &mut dyn Progress,
+    times: &mut StageTimes,
+) -> Result<Transcript, ModelError> {
+    let start = Instant::now();
+    let mel = LogMel::new(ctx.model.dims.n_mels).compute_with_padding(samples, HOP_LENGTH);
+    times.mel += start.elapsed();
+    transcribe(ctx, &mel, samples.len() / HOP_LENGTH, opts, progress, times)
+}
+
+/// Transcribes the log-mel spectrogram of a whole file. `mel` holds at least `content_frames`
+/// frames of audio; frames past the end of the audio are read as zeros.
+pub fn transcribe(
+    ctx: &DecoderContext<'_>,
+    mel: &Mel,
+    content_frames: usize,
+    opts: &DecodeOptions,
+    progress: &mut dyn Progress,
+    times: &mut StageTimes,
+) -> Result<Transcript, ModelError> {
+    let dims = &ctx.model.dims;
+    let n_frames = 2 * dims.n_audio_ctx; // the encoder's conv2 halves the frame count
+    let input_stride = n_frames / dims.n_audio_ctx;
+    let time_precision = input_stride as f32 / FRAMES_PER_SECOND as f32;
+    let ts_begin = ctx.tokenizer.timestamp_begin();
+    let frames_to_s = |f: usize| f as f32 / FRAMES_PER_SECOND as f32;
+
+    let encode = |seek: usize, times: &mut StageTimes| -> Result<Vec<f32>, ModelError> {
+        let start = Instant::now();
+        let window = mel.frames(seek, n_frames);
+        let features = ctx.model.encoder.forward(ctx.rt, dims, &window)?;
+        times.encoder += start.elapsed();
+        times.windows += 1;
+        Ok(features)
+    };
+
+    // The language: given, English on English-only models, or detected on the first window.
+    let mut first_features = None;
+    let language = match (&opts.language, ctx.tokenizer.is_multilingual()) {
+        (Some(l), _) => l.clone(),
+        (None, false) => "en".to_string(),
+        (None, true) => {
+            let features = encode(0, times)?;
+            let (code, _p) = ctx.detect_language(&features)?;
+            first_features = Some(features);
+            code
+        }
+    };
+    let sot_sequence = ctx.sot_sequence(Some(&language), opts.task);
+
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut all_tokens: Vec<u32> = Vec::new();
+    let mut prompt_reset_since = 0;
+    let mut seek = 0;
+    while seek < content_frames {
+        let time_offset = frames_to_s(seek);
+        let segment_size = n_frames.min(content_frames - seek);
+        let segment_duration = frames_to_s(segment_size);
+        let features = match first_features.take() {
+            Some(f) if seek == 0 => f,
+            _ => encode(seek, times)?,
+        };
+
+        let start = Instant::now();
+        let prompt = &all_tokens[prompt_reset_since..];
+        let result = ctx.decode_with_fallback(&features, prompt, &sot_sequence, opts)?;
+        times.decoder += start.elapsed();
+        times.decoded_tokens += result.tokens.len() + 1;
+
+        // Silence: skip the window unless the text was confidently decoded anyway.
+        let silent = opts.no_speech_threshold.is_some_and(|th| result.no_speech_prob > th)
+            && !opts.logprob_threshold.is_some_and(|th| result.avg_logprob > th);
+        if silent {
+            seek += segment_size;
+            progress.advance(seek.min(content_frames), content_frames);
+            continue;
+        }
+
+        let previous_seek = seek;
+        let tokens = &result.tokens;
+        let is_ts: Vec<bool> = tokens.iter().map(|&t| t >= ts_begin).collect();
+        let single_timestamp_ending = is_ts.len() >= 2 && !is_ts[is_ts.len() - 2] && is_ts[is_ts.len() - 1];
+        // Indices where a timestamp pair (end of one segment, start of the next) splits the text.
+        let consecutive: Vec<usize> = (1..is_ts.len()).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
+
+        let mut current: Vec<Segment> = Vec::new();
+        let ts_seconds = |tok: u32| (tok - ts_begin) as f32 * time_precision;
+        if !consecutive.is_empty() {
+            let mut slices = consecutive.clone();
+            if single_timestamp_ending {
+                slices.push(tokens.len());
+            }
+            let mut last_slice = 0;
+            for &cut in &slices {
+                let sliced = &tokens[last_slice..cut];
+                let start = time_offset + ts_seconds(sliced[0]);
+                let end = time_offset + ts_seconds(*sliced.last().unwrap());
+                current.push(new_segment(ctx, previous_seek, start, end, sliced, &result));
+                last_slice = cut;
+            }
+            if single_timestamp_ending {
+                seek += segment_size;
+            } else {
+                // Resume from the last timestamp the decoder closed a segment with.
+                let last_ts_pos = (tokens[last_slice - 1] - ts_begin) as usize;
+                seek += last_ts_pos * input_stride;
+            }
+        } else {
+            let mut duration = segment_duration;
+            if let Some(&last) = tokens.iter().rev().find(|&&t| t >= ts_begin) {
+                if last != ts_begin {
+                    duration = ts_seconds(last);
+                }
+            }
+            current.push(new_segment(ctx, previous_seek, time_offset, time_offset + duration, tokens, &result));
+            seek += segment_size;
+        }
+        if seek <= previous_seek {
+            // Never loop on the same window.
+            seek = previous_seek + segment_size;
+        }
+
+        for mut seg in current {
+            // An instantaneous or empty segment carries nothing.
+            if seg.start == seg.end || seg.text.trim().is_empty() {
+                continue;
+            }
+            seg.end = seg.end.min(frames_to_s(content_frames).max(seg.start));
+            seg.id = segments.len();
+            all_tokens.extend_from_slice(&seg.tokens);
+            progress.segment(&seg);
+            segments.push(seg);
+        }
+        if !opts.condition_on_previous_text || result.temperature > 0.5 {
+            prompt_reset_since = all_tokens.len();
+        }
+        progress.advance(seek.min(content_frames), content_frames);
+    }
+
+    let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
+    Ok(Transcript {
+        text,
+        language,
+        duration: frames_to_s(content_frames),
+        segments,
+    })
+}
+
+fn new_segment(ctx: &DecoderContext<'_>, seek: usize, start: f32, end: f32, tokens: &[u32], result: &DecodeResult) -> Segment {
+    let eot = ctx.tokenizer.eot();
+    let text_tokens: Vec<u32> = tokens.iter().copied().filter(|&t| t < eot).collect();
+    Segment {
+        id: 0,
+        seek,
+        start,
+        end,
+        text: ctx.tokenizer.decode(&text_tokens),
+        tokens: tokens.to_vec(),
+        temperature: result.temperature,
+        avg_logprob: result.avg_logprob,
+        compression_ratio: result.compression_ratio,
+        no_speech_prob: result.no_speech_prob,
+    }
+}

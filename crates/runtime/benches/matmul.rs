@@ -1,0 +1,212 @@
+//! GFLOP/s of the CPU backend: matmul 1500×512×2048 (+bias+GELU) and one Whisper-base encoder
+//! layer, next to the machine's peak. Run with
+//! `cargo bench -p npu-runtime --bench matmul -- --warm-up-time 1 --measurement-time 3`.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use npu_runtime::{AttentionParams, BackendKind, Epilogue, Linear, Numerics, Runtime, RuntimeConfig};
+
+fn values(seed: u64, len: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.2
+        })
+        .collect()
+}
+
+/// Peak f32 FLOP/s by the usual formula: cores × SIMD FMA lanes × 2 × clock.
+struct Peak {
+    cores: usize,
+    lanes: usize,
+    simd: &'static str,
+    ghz: f64,
+    clock_source: &'static str,
+}
+
+impl Peak {
+    fn detect() -> Peak {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        #[cfg(target_arch = "x86_64")]
+        let (lanes, simd) = if std::arch::is_x86_feature_detected!("avx512f") {
+            (16, "AVX-512")
+        } else if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            (8, "AVX2+FMA")
+        } else {
+            (4, "SSE")
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let (lanes, simd) = (4, "128-bit SIMD");
+        let from_cpuinfo = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+            let mhz: Vec<f64> = t
+                .lines()
+                .filter(|l| l.starts_with("cpu MHz"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse().ok())
+                .collect();
+            mhz.iter().cloned().fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))))
+        });
+        let (ghz, clock_source) = match from_cpuinfo {
+            Some(mhz) => (mhz / 1000.0, "/proc/cpuinfo"),
+            None => (measure_clock_ghz(), "measured dependent-add loop"),
+        };
+        Peak { cores, lanes, simd, ghz, clock_source }
+    }
+
+    fn gflops(&self) -> f64 {
+        self.cores as f64 * self.lanes as f64 * 2.0 * self.ghz
+    }
+}
+
+/// Clock estimate from a chain of dependent integer adds (one per cycle).
+fn measure_clock_ghz() -> f64 {
+    let n = 200_000_000u64;
+    let t = Instant::now();
+    let mut x = 0u64;
+    for i in 0..n {
+        x = black_box(x.wrapping_add(i));
+    }
+    black_box(x);
+    n as f64 / t.elapsed().as_secs_f64() / 1e9
+}
+
+fn time_median(mut f: impl FnMut(), runs: usize) -> Duration {
+    f();
+    let mut ts: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    ts.sort();
+    ts[runs / 2]
+}
+
+struct Layer {
+    ln1: (Vec<f32>, Vec<f32>),
+    q: Linear,
+    k: Linear,
+    v: Linear,
+    out: Linear,
+    ln2: (Vec<f32>, Vec<f32>),
+    fc1: Linear,
+    fc2: Linear,
+}
+
+struct Buffers {
+    x: Vec<f32>,
+    ln: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    h: Vec<f32>,
+    y: Vec<f32>,
+}
+
+const T: usize = 1500;
+const D: usize = 512;
+const H: usize = 8;
+const DFF: usize = 2048;
+
+impl Layer {
+    fn new(rt: &Runtime) -> Layer {
+        let lin = |seed, i, o| rt.linear(values(seed, i * o), Some(values(seed + 1, o)), i, o);
+        Layer {
+            ln1: (vec![1.0; D], vec![0.0; D]),
+            q: lin(10, D, D),
+            k: lin(12, D, D),
+            v: lin(14, D, D),
+            out: lin(16, D, D),
+            ln2: (vec![1.0; D], vec![0.0; D]),
+            fc1: lin(18, D, DFF),
+            fc2: lin(20, DFF, D),
+        }
+    }
+
+    fn flops() -> f64 {
+        let proj = 4.0 * 2.0 * (T * D * D) as f64;
+        let attn = 4.0 * (T * T * D) as f64;
+        let ffn = 4.0 * (T * D * DFF) as f64;
+        proj + attn + ffn
+    }
+
+    /// Pre-LN encoder block: x + out(attn(ln1 x)), then + fc2(gelu(fc1(ln2 x))).
+    fn run(&self, rt: &Runtime, b: &mut Buffers) {
+        let none = Epilogue::default();
+        rt.layernorm("ln1", &b.x, T, D, &self.ln1.0, &self.ln1.1, 1e-5, &mut b.ln).unwrap();
+        rt.matmul("q", &b.ln, T, &self.q, none, &mut b.q).unwrap();
+        rt.matmul("k", &b.ln, T, &self.k, none, &mut b.k).unwrap();
+        rt.matmul("v", &b.ln, T, &self.v, none, &mut b.v).unwrap();
+        let p = AttentionParams { heads: H, head_dim: D / H, q_len: T, kv_len: T, causal_offset: None };
+        rt.attention("attn", &b.q, &b.k, &b.v, p, &mut b.attn).unwrap();
+        rt.matmul("out", &b.attn, T, &self.out, Epilogue { gelu: false, residual: Some(&b.x) }, &mut b.h).unwrap();
+        rt.layernorm("ln2", &b.h, T, D, &self.ln2.0, &self.ln2.1, 1e-5, &mut b.ln).unwrap();
+        rt.ffn("ffn", &b.ln, T, &self.fc1, &self.fc2, &b.h, &mut b.y).unwrap();
+    }
+}
+
+fn main() {
+    let peak = Peak::detect();
+    let mut c = Criterion::default().configure_from_args();
+    let mut summary = Vec::new();
+    for numerics in [Numerics::F32, Numerics::Npu] {
+        let cfg = RuntimeConfig { backend: BackendKind::Cpu, numerics, ..RuntimeConfig::default() };
+        let rt = Runtime::with_kernels(cfg, vec![]).expect("runtime");
+        let tag = format!("{numerics:?}").to_lowercase();
+
+        let (m, k, n) = (1500, 512, 2048);
+        let x = values(1, m * k);
+        let lin = rt.linear(values(2, n * k), Some(values(3, n)), k, n);
+        let mut out = vec![0.0; m * n];
+        let mm_flops = 2.0 * (m * k * n) as f64;
+        let mut mm = || rt.matmul("mm", black_box(&x), m, &lin, Epilogue { gelu: true, residual: None }, &mut out).unwrap();
+        let mut g = c.benchmark_group(format!("cpu_{tag}"));
+        g.throughput(Throughput::Elements(mm_flops as u64));
+        g.bench_function("matmul_1500x512x2048_bias_gelu", |b| b.iter(&mut mm));
+        let mm_t = time_median(&mut mm, 9);
+
+        let layer = Layer::new(&rt);
+        let mut bufs = Buffers {
+            x: values(4, T * D),
+            ln: vec![0.0; T * D],
+            q: vec![0.0; T * D],
+            k: vec![0.0; T * D],
+            v: vec![0.0; T * D],
+            attn: vec![0.0; T * D],
+            h: vec![0.0; T * D],
+            y: vec![0.0; T * D],
+        };
+        g.throughput(Throughput::Elements(Layer::flops() as u64));
+        g.bench_function("whisper_base_encoder_layer", |b| b.iter(|| layer.run(&rt, &mut bufs)));
+        g.finish();
+        let layer_t = time_median(|| layer.run(&rt, &mut bufs), 5);
+        summary.push((tag.clone(), "matmul 1500x512x2048 +bias+GELU", mm_flops, mm_t));
+        summary.push((tag, "encoder layer (base, 1500 frames)", Layer::flops(), layer_t));
+    }
+    c.final_summary();
+
+    println!();
+    println!(
+        "peak: {} cores x {} f32 lanes ({}) x 2 (FMA) x {:.3} GHz ({}) = {:.1} GFLOP/s",
+        peak.cores,
+        peak.lanes,
+        peak.simd,
+        peak.ghz,
+        peak.clock_source,
+        peak.gflops()
+    );
+    for (tag, what, flops, t) in summary {
+        let gf = flops / t.as_secs_f64() / 1e9;
+        println!(
+            "{tag:>4} {what:<36} {:>8.2} ms  {gf:>7.1} GFLOP/s  {:>5.1} % of peak",
+            t.as_secs_f64() * 1e3,
+            100.0 * gf / peak.gflops()
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Per-call timing: (family, op label) → calls, total time, flops.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Default)]
+pub(crate) struct Profiler {
+    stats: Mutex<BTreeMap<(&'static str, String), Stat>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Stat {
+    calls: u64,
+    total: Duration,
+    flops: f64,
+}
+
+impl Profiler {
+    pub(crate) fn record(&self, family: &'static str, op: &str, start: Instant, flops: f64) {
+        let elapsed = start.elapsed();
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        // Avoid allocating the key for labels already seen.
+        let stat = match stats.get_mut(&(family, op.to_string())) {
+            Some(s) => s,
+            None => stats.entry((family, op.to_string())).or_default(),
+        };
+        stat.calls += 1;
+        stat.total += elapsed;
+        stat.flops += flops;
+    }
+
+    pub(crate) fn report(&self) -> ProfileReport {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        ProfileReport {
+            entries: stats
+                .iter()
+                .map(|((family, op), s)| ProfileEntry {
+                    family,
+                    op: op.clone(),
+                    calls: s.calls,
+                    total: s.total,
+                    flops: s.flops,
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// One (family, op label) line of a [`ProfileReport`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileEntry {
+    /// Kernel family: `matmul`, `ffn`, `layernorm`, `attention`, `lm_head`.
+    pub family: &'static str,
+    /// The label the caller passed (`enc.3.fc1`, …).
+    pub op: String,
+    pub calls: u64,
+    pub total: Duration,
+    /// Floating-point operations summed over all calls (a multiply-add counts 2).
+    pub flops: f64,
+}
+
+impl ProfileEntry {
+    pub fn mean(&self) -> Duration {
+        if self.calls == 0 {
+            Duration::ZERO
+        } else {
+            self.total / self.calls as u32
+        }
+    }
+
+    pub fn gflops(&self) -> f64 {
+        let s = self.total.as_secs_f64();
+        if s > 0.0 {
+            self.flops / s / 1e9
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Timings collected while `RuntimeConfig::profile` is on. `Display` prints a table per family
+/// and per op label: calls, total ms, mean ms, GFLOP/s.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProfileReport {
+    /// Sorted by family, then op label.
+    pub entries: Vec<ProfileEntry>,
+}
+
+impl ProfileReport {
+    /// Totals per family, in family order.
+    pub fn families(&self) -> Vec<ProfileEntry> {
+        let mut out: Vec<ProfileEntry> = Vec::new();
+        for e in &self.entries {
+            match out.last_mut() {
+                Some(last) if last.family == e.family => {
+                    last.calls += e.calls;
+                    last.total += e.total;
+                    last.flops += e.flops;
+                }
+                _ => out.push(ProfileEntry {
+                    family: e.family,
+                    op: String::from("(all)"),
+                    ..e.clone()
+                }),
+            }
+        }
+        out
+    }
+
+    pub fn total(&self) -> Duration {
+        self.entries.iter().map(|e| e.total).sum()
+    }
+}
+
+impl fmt::Display for ProfileReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.entries.is_empty() {
+            return writeln!(f, "no kernel calls recorded (is RuntimeConfig::profile on?)");
+        }
+        let width = self.entries.iter().map(|e| e.op.len()).max().unwrap_or(0).max(12);
+        let line = |f: &mut fmt::Formatter<'_>, name: &str, e: &ProfileEntry| {
+            writeln!(
+                f,
+                "{name:<width$}  {:>8}  {:>11.3}  {:>10.4}  {:>9.1}",
+                e.calls,
+                e.total.as_secs_f64() * 1e3,
+                e.mean().as_secs_f64() * 1e3,
+                e.gflops(),
+            )
+        };
+        writeln!(
+            f,
+            "{:<width$}  {:>8}  {:>11}  {:>10}  {:>9}",
+            "family / op", "calls", "total ms", "mean ms", "GFLOP/s"
+        )?;
+        for fam in self.families() {
+            line(f, fam.family, &fam)?;
+            for e in self.entries.iter().filter(|e| e.family == fam.family) {
+                line(f, &format!("  {}", e.op), e)?;
+            }
+        }
+        writeln!(f, "total {:.3} ms", self.total().as_secs_f64() * 1e3)
+    }
+}
