@@ -135,4 +135,46 @@ mod tests {
             AieOpt::Found(p) => panic!("found {}", p.display()),
         }
     }
+
+    /// The stage driver against stand-in executables (shell scripts taking aie-opt's
+    /// arguments), which checks the chaining of stages and that any diagnostic fails the
+    /// design; the real passes need an mlir-aie install.
+    #[test]
+    fn stages_chain_and_diagnostics_fail() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = |name: &str, body: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(
+                &p,
+                format!("#!/bin/sh\n# args: --pass-pipeline=P INPUT -o OUTPUT\n{body}\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let copy = script("copy", "cp \"$2\" \"$4\"");
+        let work = tempfile::tempdir().unwrap();
+        check_design(&copy, "module {}", work.path()).unwrap();
+        assert!(work
+            .path()
+            .join(format!("stage{}.mlir", STAGES.len()))
+            .is_file());
+
+        let warn = script(
+            "warn",
+            "cp \"$2\" \"$4\"; echo \"$2:1:1: warning: odd\" >&2",
+        );
+        let work = tempfile::tempdir().unwrap();
+        let err = check_design(&warn, "module {}", work.path()).unwrap_err();
+        assert!(
+            err.contains(STAGES[0].0) && err.contains("warning: odd"),
+            "{err}"
+        );
+
+        let fail = script("fail", "exit 3");
+        let work = tempfile::tempdir().unwrap();
+        let err = check_design(&fail, "module {}", work.path()).unwrap_err();
+        assert!(err.contains("exit status: 3"), "{err}");
+    }
 }

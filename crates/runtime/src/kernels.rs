@@ -43,20 +43,42 @@ impl KernelEntry {
                     requantize: q.requantize_output,
                 },
                 // int8 without explicit quantisation: per-channel weights, bf16 output.
-                _ => Prec::Int8 { per_channel: true, requantize: false },
+                _ => Prec::Int8 {
+                    per_channel: true,
+                    requantize: false,
+                },
             },
         }
     }
 }
 
 /// The shape of one runtime call, as far as kernel selection is concerned.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Call {
-    Matmul { rows: usize, k: usize, n: usize, bias: bool, gelu: bool, residual: bool },
+    Matmul {
+        rows: usize,
+        k: usize,
+        n: usize,
+        bias: bool,
+        gelu: bool,
+        residual: bool,
+    },
     Attention(AttentionParams),
-    Ffn { rows: usize, d: usize, dff: usize },
-    LayerNorm { rows: usize, dim: usize },
-    LmHead { rows: usize, d: usize, vocab: usize, subset: Option<usize> },
+    Ffn {
+        rows: usize,
+        d: usize,
+        dff: usize,
+    },
+    LayerNorm {
+        rows: usize,
+        dim: usize,
+    },
+    LmHead {
+        rows: usize,
+        d: usize,
+        vocab: usize,
+        subset: Option<usize>,
+    },
 }
 
 impl Call {
@@ -73,7 +95,14 @@ impl Call {
     /// `1500x512x2048`-style text for messages.
     pub(crate) fn shape(&self) -> String {
         match *self {
-            Call::Matmul { rows, k, n, bias, gelu, residual } => {
+            Call::Matmul {
+                rows,
+                k,
+                n,
+                bias,
+                gelu,
+                residual,
+            } => {
                 let mut s = format!("{rows}x{k}x{n}");
                 for (on, tag) in [(bias, "+bias"), (gelu, "+gelu"), (residual, "+residual")] {
                     if on {
@@ -88,12 +117,26 @@ impl Call {
                 p.head_dim,
                 p.q_len,
                 p.kv_len,
-                if p.causal_offset.is_some() { " causal" } else { "" }
+                if p.causal_offset.is_some() {
+                    " causal"
+                } else {
+                    ""
+                }
             ),
             Call::Ffn { rows, d, dff } => format!("{rows}x{d}x{dff}"),
             Call::LayerNorm { rows, dim } => format!("{rows}x{dim}"),
-            Call::LmHead { rows, d, vocab, subset: None } => format!("{rows}x{d}x{vocab}"),
-            Call::LmHead { rows, d, vocab, subset: Some(s) } => format!("{rows}x{d}x{vocab} top{s}"),
+            Call::LmHead {
+                rows,
+                d,
+                vocab,
+                subset: None,
+            } => format!("{rows}x{d}x{vocab}"),
+            Call::LmHead {
+                rows,
+                d,
+                vocab,
+                subset: Some(s),
+            } => format!("{rows}x{d}x{vocab} top{s}"),
         }
     }
 
@@ -101,10 +144,37 @@ impl Call {
     /// ≥ call rows: the host zero-fills); everything else must agree.
     pub(crate) fn served_by(&self, op: &Op) -> bool {
         match (*self, op) {
-            (Call::Matmul { rows, k, n, bias, gelu, residual }, Op::Matmul { m, k: ek, n: en, bias: eb, gelu: eg, residual: er, .. }) => {
+            (
+                Call::Matmul {
+                    rows,
+                    k,
+                    n,
+                    bias,
+                    gelu,
+                    residual,
+                },
+                Op::Matmul {
+                    m,
+                    k: ek,
+                    n: en,
+                    bias: eb,
+                    gelu: eg,
+                    residual: er,
+                    ..
+                },
+            ) => {
                 rows <= *m && k == *ek && n == *en && bias == *eb && gelu == *eg && residual == *er
             }
-            (Call::Attention(p), Op::Attention { kind, heads, head_dim, q_len, kv_len }) => {
+            (
+                Call::Attention(p),
+                Op::Attention {
+                    kind,
+                    heads,
+                    head_dim,
+                    q_len,
+                    kv_len,
+                },
+            ) => {
                 let kind_ok = match kind {
                     AttentionKind::CausalSelf => p.causal_offset.is_some(),
                     AttentionKind::Encoder | AttentionKind::Cross => p.causal_offset.is_none(),
@@ -115,11 +185,40 @@ impl Call {
                     AttentionKind::CausalSelf => p.kv_len <= *kv_len,
                     _ => p.kv_len == *kv_len,
                 };
-                kind_ok && kv_ok && p.heads == *heads && p.head_dim == *head_dim && p.q_len <= *q_len
+                kind_ok
+                    && kv_ok
+                    && p.heads == *heads
+                    && p.head_dim == *head_dim
+                    && p.q_len <= *q_len
             }
-            (Call::Ffn { rows, d, dff }, Op::Ffn { rows: er, d_model, d_ff }) => rows <= *er && d == *d_model && dff == *d_ff,
-            (Call::LayerNorm { rows, dim }, Op::LayerNorm { rows: er, dim: ed, .. }) => rows <= *er && dim == *ed,
-            (Call::LmHead { rows, d, vocab, subset }, Op::LmHead { rows: er, d_model, vocab: ev, top_k }) => {
+            (
+                Call::Ffn { rows, d, dff },
+                Op::Ffn {
+                    rows: er,
+                    d_model,
+                    d_ff,
+                },
+            ) => rows <= *er && d == *d_model && dff == *d_ff,
+            (
+                Call::LayerNorm { rows, dim },
+                Op::LayerNorm {
+                    rows: er, dim: ed, ..
+                },
+            ) => rows <= *er && dim == *ed,
+            (
+                Call::LmHead {
+                    rows,
+                    d,
+                    vocab,
+                    subset,
+                },
+                Op::LmHead {
+                    rows: er,
+                    d_model,
+                    vocab: ev,
+                    top_k,
+                },
+            ) => {
                 let sub_ok = match (subset, top_k) {
                     (None, None) => true,
                     (Some(s), Some(t)) => s <= *t,
@@ -139,7 +238,10 @@ impl Call {
             Op::Ffn { rows, .. } | Op::LayerNorm { rows, .. } | Op::LmHead { rows, .. } => rows,
         };
         let rows = match *self {
-            Call::Matmul { rows, .. } | Call::Ffn { rows, .. } | Call::LayerNorm { rows, .. } | Call::LmHead { rows, .. } => rows,
+            Call::Matmul { rows, .. }
+            | Call::Ffn { rows, .. }
+            | Call::LayerNorm { rows, .. }
+            | Call::LmHead { rows, .. } => rows,
             Call::Attention(p) => p.q_len,
         };
         entry_rows.saturating_sub(rows)
@@ -155,12 +257,24 @@ pub(crate) struct KernelTable {
     pub(crate) prefer: Dtype,
     /// Where the entries came from (for messages).
     pub(crate) source: Option<PathBuf>,
-    warned: Mutex<HashSet<String>>,
+    /// (reason, call) pairs already warned about.
+    warned: Mutex<HashSet<(&'static str, Call)>>,
 }
 
 impl KernelTable {
-    pub(crate) fn new(entries: Vec<KernelEntry>, device: Option<Device>, prefer: Dtype, source: Option<PathBuf>) -> KernelTable {
-        KernelTable { entries, device, prefer, source, warned: Mutex::new(HashSet::new()) }
+    pub(crate) fn new(
+        entries: Vec<KernelEntry>,
+        device: Option<Device>,
+        prefer: Dtype,
+        source: Option<PathBuf>,
+    ) -> KernelTable {
+        KernelTable {
+            entries,
+            device,
+            prefer,
+            source,
+            warned: Mutex::new(HashSet::new()),
+        }
     }
 
     /// The entry serving `call`: right device, right shape, least padding, preferred dtype.
@@ -174,13 +288,24 @@ impl KernelTable {
             .filter(|e| self.device.is_none_or(|d| d == e.device))
             .filter(|e| !compiled_only || e.compiled.is_some())
             .filter(|e| call.served_by(&e.op))
-            .min_by_key(|e| (device_rank(e.device), e.dtype != self.prefer, call.padding(&e.op)))
+            .min_by_key(|e| {
+                (
+                    device_rank(e.device),
+                    e.dtype != self.prefer,
+                    call.padding(&e.op),
+                )
+            })
     }
 
-    /// Warns once per (family, shape, reason).
-    pub(crate) fn warn_once(&self, key: String, msg: impl FnOnce() -> String) {
+    /// Warns once per (reason, call shape); allocates only the first time.
+    pub(crate) fn warn_once(
+        &self,
+        reason: &'static str,
+        call: &Call,
+        msg: impl FnOnce() -> String,
+    ) {
         let mut w = self.warned.lock().unwrap_or_else(|e| e.into_inner());
-        if w.insert(key) {
+        if w.insert((reason, *call)) {
             tracing::warn!("{}", msg());
         }
     }
@@ -189,17 +314,30 @@ impl KernelTable {
 /// Reads `generated/manifest.json`-style manifests into entries; compiled artifacts are resolved
 /// relative to the workspace root (the manifest's `generated/` parent) or taken as absolute.
 pub(crate) fn load_manifest(path: &Path) -> Result<Vec<KernelEntry>, RuntimeError> {
-    let m = Manifest::load(path).map_err(|e| RuntimeError::Manifest { path: path.to_path_buf(), msg: e.to_string() })?;
+    let m = Manifest::load(path).map_err(|e| RuntimeError::Manifest {
+        path: path.to_path_buf(),
+        msg: e.to_string(),
+    })?;
     let root = manifest_root(path);
     Ok(m.kernels
         .into_iter()
         .map(|k| {
-            let dir = if k.dir.is_absolute() { k.dir.clone() } else { root.join(&k.dir) };
+            let dir = if k.dir.is_absolute() {
+                k.dir.clone()
+            } else {
+                root.join(&k.dir)
+            };
             let compiled = match (k.status, &k.artifacts.xclbin, &k.artifacts.insts) {
                 (Status::Compiled, Some(x), Some(i)) => Some((dir.join(x), dir.join(i))),
                 _ => None,
             };
-            KernelEntry { name: k.name, device: k.device, dtype: k.dtype, op: k.op, compiled }
+            KernelEntry {
+                name: k.name,
+                device: k.device,
+                dtype: k.dtype,
+                op: k.op,
+                compiled,
+            }
         })
         .collect())
 }

@@ -3,6 +3,9 @@
 //! The model calls only this crate. All matrices are row-major `f32` slices; weights follow
 //! PyTorch's `[out_features, in_features]` layout. See `docs/architecture.md` for the contract.
 
+// Kernel entry points mirror the documented API, whose calls take up to 8 operands.
+#![allow(clippy::too_many_arguments)]
+
 mod cpu;
 mod error;
 mod kernels;
@@ -144,13 +147,23 @@ impl Runtime {
     }
 
     /// Like [`Runtime::new`] but with an explicit kernel table (tests, tools).
-    pub fn with_kernels(cfg: RuntimeConfig, kernels: Vec<KernelEntry>) -> Result<Runtime, RuntimeError> {
+    pub fn with_kernels(
+        cfg: RuntimeConfig,
+        kernels: Vec<KernelEntry>,
+    ) -> Result<Runtime, RuntimeError> {
         Self::with_kernels_from(cfg, kernels, None)
     }
 
-    fn discover_kernels(cfg: &RuntimeConfig) -> Result<(Vec<KernelEntry>, Option<PathBuf>), RuntimeError> {
+    fn discover_kernels(
+        cfg: &RuntimeConfig,
+    ) -> Result<(Vec<KernelEntry>, Option<PathBuf>), RuntimeError> {
         if let Some(p) = &cfg.manifest {
             return Ok((kernels::load_manifest(p)?, Some(p.clone())));
+        }
+        // Plain f32 on the CPU needs no kernel table.
+        let npu_possible = cfg!(feature = "npu") && cfg.backend != BackendKind::Cpu;
+        if cfg.numerics == Numerics::F32 && !npu_possible {
+            return Ok((Vec::new(), None));
         }
         if let Some(p) = kernels::find_upwards("generated/manifest.json") {
             match kernels::load_manifest(&p) {
@@ -160,14 +173,23 @@ impl Runtime {
         }
         if let Some(dir) = kernels::find_upwards("kernel-specs") {
             match kernel_spec::load_dir(&dir) {
-                Ok(specs) => return Ok((specs.iter().map(KernelEntry::from_spec).collect(), Some(dir))),
+                Ok(specs) => {
+                    return Ok((
+                        specs.iter().map(KernelEntry::from_spec).collect(),
+                        Some(dir),
+                    ))
+                }
                 Err(e) => tracing::warn!("ignoring the kernel specs: {e}"),
             }
         }
         Ok((Vec::new(), None))
     }
 
-    fn with_kernels_from(cfg: RuntimeConfig, entries: Vec<KernelEntry>, source: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
+    fn with_kernels_from(
+        cfg: RuntimeConfig,
+        entries: Vec<KernelEntry>,
+        source: Option<PathBuf>,
+    ) -> Result<Runtime, RuntimeError> {
         let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let device = match env(ENV_DEVICE) {
             Some(v) => Some(kernels::parse_device(&v).ok_or_else(|| {
@@ -241,16 +263,17 @@ impl Runtime {
             if let Some(e) = self.kernels.select(call, true).filter(|e| npu.supports(e)) {
                 return Ok(Exec::Npu(e));
             }
-            let (family, shape) = (call.family(), call.shape());
+            let family = call.family();
             if !self.cfg.allow_cpu_fallback {
                 return Err(RuntimeError::NoKernel {
                     family: family.to_string(),
-                    shape,
+                    shape: call.shape(),
                     dtype: self.kernels.prefer.to_string(),
                     device: npu.device().to_string(),
                 });
             }
-            self.kernels.warn_once(format!("fallback {family} {shape}"), || {
+            self.kernels.warn_once("fallback", call, || {
+                let shape = call.shape();
                 format!(
                     "no compiled {family} kernel for {shape} {} on {}: running it on the CPU (add an entry to kernel-specs/{family}.toml and run `cargo xtask build-kernels`)",
                     self.kernels.prefer,
@@ -269,8 +292,8 @@ impl Runtime {
         match self.kernels.select(call, false) {
             Some(e) => e.prec(),
             None => {
-                let (family, shape) = (call.family(), call.shape());
-                self.kernels.warn_once(format!("nospec {family} {shape}"), || {
+                self.kernels.warn_once("nospec", call, || {
+                    let (family, shape) = (call.family(), call.shape());
                     format!(
                         "no {family} kernel spec for {shape}{}: predicting it as bf16 (add an entry to kernel-specs/{family}.toml)",
                         self.kernels.source.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default()
@@ -281,7 +304,13 @@ impl Runtime {
         }
     }
 
-    fn timed<R>(&self, family: &'static str, op: &str, flops: f64, f: impl FnOnce() -> R + Send) -> R
+    fn timed<R>(
+        &self,
+        family: &'static str,
+        op: &str,
+        flops: f64,
+        f: impl FnOnce() -> R + Send,
+    ) -> R
     where
         R: Send,
     {
@@ -300,29 +329,73 @@ impl Runtime {
     /// # Panics
     /// If `weight` is not `out_features × in_features` or `bias` not `out_features` long: that is
     /// a bug in the caller's weight loading, not a runtime condition.
-    pub fn linear(&self, weight: Vec<f32>, bias: Option<Vec<f32>>, in_features: usize, out_features: usize) -> Linear {
-        assert_eq!(weight.len(), in_features * out_features, "linear: weight must be out_features × in_features = {out_features} × {in_features}");
+    pub fn linear(
+        &self,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        in_features: usize,
+        out_features: usize,
+    ) -> Linear {
+        assert_eq!(
+            weight.len(),
+            in_features * out_features,
+            "linear: weight must be out_features × in_features = {out_features} × {in_features}"
+        );
         if let Some(b) = &bias {
-            assert_eq!(b.len(), out_features, "linear: bias must have out_features = {out_features} elements");
+            assert_eq!(
+                b.len(),
+                out_features,
+                "linear: bias must have out_features = {out_features} elements"
+            );
         }
-        Linear::new(weight, bias, in_features, out_features, self.cfg.numerics == Numerics::Npu)
+        Linear::new(
+            weight,
+            bias,
+            in_features,
+            out_features,
+            self.cfg.numerics == Numerics::Npu,
+        )
     }
 
     /// out[rows, out_f] = x[rows, in_f] · Wᵀ + b, then GELU if asked, then + residual.
-    pub fn matmul(&self, op: &str, x: &[f32], rows: usize, lin: &Linear, epi: Epilogue<'_>, out: &mut [f32]) -> Result<(), RuntimeError> {
+    pub fn matmul(
+        &self,
+        op: &str,
+        x: &[f32],
+        rows: usize,
+        lin: &Linear,
+        epi: Epilogue<'_>,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         let (k, n) = (lin.in_f, lin.out_f);
         check_len(op, "x", x.len(), rows * k)?;
         check_len(op, "out", out.len(), rows * n)?;
         if let Some(r) = epi.residual {
             check_len(op, "residual", r.len(), rows * n)?;
         }
-        let call = Call::Matmul { rows, k, n, bias: lin.b.is_some(), gelu: epi.gelu, residual: epi.residual.is_some() };
+        let call = Call::Matmul {
+            rows,
+            k,
+            n,
+            bias: lin.b.is_some(),
+            gelu: epi.gelu,
+            residual: epi.residual.is_some(),
+        };
         let flops = 2.0 * (rows * k * n) as f64;
         match self.plan(&call)? {
             Exec::Cpu(prec) => {
                 let round_out = prec != Prec::F32;
                 self.timed("matmul", op, flops, || {
-                    cpu::matmul::linear_forward(x, rows, lin, epi.gelu, epi.residual, prec, round_out, out)
+                    cpu::matmul::linear_forward(
+                        x,
+                        rows,
+                        lin,
+                        epi.gelu,
+                        epi.residual,
+                        prec,
+                        round_out,
+                        out,
+                    )
                 });
                 Ok(())
             }
@@ -332,7 +405,17 @@ impl Runtime {
 
     #[cfg(feature = "npu")]
     #[allow(clippy::too_many_arguments)]
-    fn npu_matmul(&self, op: &str, entry: &KernelEntry, x: &[f32], rows: usize, lin: &Linear, epi: Epilogue<'_>, flops: f64, out: &mut [f32]) -> Result<(), RuntimeError> {
+    fn npu_matmul(
+        &self,
+        op: &str,
+        entry: &KernelEntry,
+        x: &[f32],
+        rows: usize,
+        lin: &Linear,
+        epi: Epilogue<'_>,
+        flops: f64,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         let npu = self.npu.as_ref().expect("Exec::Npu only with an open NPU");
         let t = Instant::now();
         let r = npu.matmul(entry, x, rows, lin, epi, out);
@@ -344,18 +427,43 @@ impl Runtime {
 
     #[cfg(not(feature = "npu"))]
     #[allow(clippy::too_many_arguments)]
-    fn npu_matmul(&self, _: &str, entry: &KernelEntry, _: &[f32], _: usize, _: &Linear, _: Epilogue<'_>, _: f64, _: &mut [f32]) -> Result<(), RuntimeError> {
-        Err(RuntimeError::NpuUnavailable(format!("kernel {} needs the `npu` feature", entry.name)))
+    fn npu_matmul(
+        &self,
+        _: &str,
+        entry: &KernelEntry,
+        _: &[f32],
+        _: usize,
+        _: &Linear,
+        _: Epilogue<'_>,
+        _: f64,
+        _: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        Err(RuntimeError::NpuUnavailable(format!(
+            "kernel {} needs the `npu` feature",
+            entry.name
+        )))
     }
 
     /// out = residual + fc2(GELU(fc1(x))) (LayerNorm is not fused).
     #[allow(clippy::too_many_arguments)]
-    pub fn ffn(&self, op: &str, x: &[f32], rows: usize, fc1: &Linear, fc2: &Linear, residual: &[f32], out: &mut [f32]) -> Result<(), RuntimeError> {
+    pub fn ffn(
+        &self,
+        op: &str,
+        x: &[f32],
+        rows: usize,
+        fc1: &Linear,
+        fc2: &Linear,
+        residual: &[f32],
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         let (d, dff) = (fc1.in_f, fc1.out_f);
         if fc2.in_f != dff || fc2.out_f != d {
             return Err(RuntimeError::Shape {
                 op: op.to_string(),
-                msg: format!("fc1 is {d}→{dff} but fc2 is {}→{} (expected {dff}→{d})", fc2.in_f, fc2.out_f),
+                msg: format!(
+                    "fc1 is {d}→{dff} but fc2 is {}→{} (expected {dff}→{d})",
+                    fc2.in_f, fc2.out_f
+                ),
             });
         }
         check_len(op, "x", x.len(), rows * d)?;
@@ -364,13 +472,25 @@ impl Runtime {
         let prec = self.cpu_only(&Call::Ffn { rows, d, dff })?;
         let flops = 4.0 * (rows * d * dff) as f64;
         let round_out = prec != Prec::F32;
-        self.timed("ffn", op, flops, || cpu::matmul::ffn_forward(x, rows, fc1, fc2, residual, prec, round_out, out));
+        self.timed("ffn", op, flops, || {
+            cpu::matmul::ffn_forward(x, rows, fc1, fc2, residual, prec, round_out, out)
+        });
         Ok(())
     }
 
     /// Batched LayerNorm over rows × dim in one call.
     #[allow(clippy::too_many_arguments)]
-    pub fn layernorm(&self, op: &str, x: &[f32], rows: usize, dim: usize, gamma: &[f32], beta: &[f32], eps: f32, out: &mut [f32]) -> Result<(), RuntimeError> {
+    pub fn layernorm(
+        &self,
+        op: &str,
+        x: &[f32],
+        rows: usize,
+        dim: usize,
+        gamma: &[f32],
+        beta: &[f32],
+        eps: f32,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         check_len(op, "x", x.len(), rows * dim)?;
         check_len(op, "gamma", gamma.len(), dim)?;
         check_len(op, "beta", beta.len(), dim)?;
@@ -378,14 +498,24 @@ impl Runtime {
         // LayerNorm kernels read bf16 (int8 LayerNorm does not exist; treat it as bf16).
         let bf16 = self.cpu_only(&Call::LayerNorm { rows, dim })? != Prec::F32;
         let flops = 8.0 * (rows * dim) as f64;
-        self.timed("layernorm", op, flops, || cpu::norm::layernorm(x, rows, dim, gamma, beta, eps, bf16, out));
+        self.timed("layernorm", op, flops, || {
+            cpu::norm::layernorm(x, rows, dim, gamma, beta, eps, bf16, out)
+        });
         Ok(())
     }
 
     /// Multi-head scaled-dot-product attention. q: [q_len, heads·head_dim]; k, v:
     /// [kv_len, heads·head_dim] (only the first kv_len rows are read). Causal: query i sees keys
     /// 0..=causal_offset+i.
-    pub fn attention(&self, op: &str, q: &[f32], k: &[f32], v: &[f32], p: AttentionParams, out: &mut [f32]) -> Result<(), RuntimeError> {
+    pub fn attention(
+        &self,
+        op: &str,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        p: AttentionParams,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         let hd = p.heads * p.head_dim;
         if p.kv_len == 0 || hd == 0 {
             return Err(RuntimeError::Shape {
@@ -401,17 +531,32 @@ impl Runtime {
         // probabilities are not quantised by the templates).
         let bf16 = self.cpu_only(&Call::Attention(p))? != Prec::F32;
         let flops = 4.0 * (p.q_len * p.kv_len * hd) as f64;
-        self.timed("attention", op, flops, || cpu::attention::attention(q, k, v, &p, bf16, out));
+        self.timed("attention", op, flops, || {
+            cpu::attention::attention(q, k, v, &p, bf16, out)
+        });
         Ok(())
     }
 
     /// logits[rows, V'] = x[rows, d] · Eᵀ over all rows of `emb` (V' = vocab) or only `subset`
     /// (V' = subset.len()). Logits are f32 in every numerics mode (the kernel accumulates them in
     /// its f32 output tile).
-    pub fn lm_head(&self, op: &str, x: &[f32], rows: usize, emb: &Linear, subset: Option<&[u32]>, out: &mut [f32]) -> Result<(), RuntimeError> {
+    pub fn lm_head(
+        &self,
+        op: &str,
+        x: &[f32],
+        rows: usize,
+        emb: &Linear,
+        subset: Option<&[u32]>,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         let (d, vocab) = (emb.in_f, emb.out_f);
         check_len(op, "x", x.len(), rows * d)?;
-        let prec = self.cpu_only(&Call::LmHead { rows, d, vocab, subset: subset.map(<[u32]>::len) })?;
+        let prec = self.cpu_only(&Call::LmHead {
+            rows,
+            d,
+            vocab,
+            subset: subset.map(<[u32]>::len),
+        })?;
         match subset {
             None => {
                 check_len(op, "out", out.len(), rows * vocab)?;
@@ -429,7 +574,9 @@ impl Runtime {
                 }
                 check_len(op, "out", out.len(), rows * ids.len())?;
                 let flops = 2.0 * (rows * d * ids.len()) as f64;
-                self.timed("lm_head", op, flops, || cpu::matmul::lm_head_subset(x, rows, emb, ids, prec, out));
+                self.timed("lm_head", op, flops, || {
+                    cpu::matmul::lm_head_subset(x, rows, emb, ids, prec, out)
+                });
             }
         }
         Ok(())
@@ -441,6 +588,15 @@ impl Runtime {
             Exec::Cpu(p) => Ok(p),
             Exec::Npu(_) => unreachable!("the NPU backend only accepts matmul kernels"),
         }
+    }
+
+    /// Device time per NPU kernel: (kernel name, runs, total), measured around run + wait.
+    #[cfg(feature = "npu")]
+    pub fn npu_kernel_times(&self) -> Vec<(String, u64, std::time::Duration)> {
+        self.npu
+            .as_ref()
+            .map(|n| n.kernel_times())
+            .unwrap_or_default()
     }
 
     /// Timings per family and op label since the last reset (empty unless `profile` is on).

@@ -35,7 +35,11 @@ pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.7);
     // Round x·log2(e) to the nearest integer with the 1.5·2^23 trick (vectorises, unlike round()).
     const MAGIC: f32 = 12_582_912.0;
-    let n = (x * LOG2_E + MAGIC) - MAGIC;
+    let t = x * LOG2_E + MAGIC;
+    let n = t - MAGIC;
+    // The integer n sits in t's low mantissa bits: no float→int conversion (which would not
+    // vectorise as cheaply).
+    let ni = t.to_bits() as i32 - MAGIC.to_bits() as i32;
     // Cody-Waite split of ln 2 keeps r exact enough.
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -49,7 +53,7 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 0.5;
     p = p * r + 1.0;
     p = p * r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scale = f32::from_bits(((ni + 127) as u32) << 23);
     p * scale
 }
 
@@ -122,7 +126,6 @@ pub fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
 }
 simd_dispatch!(fn dot(a: &[f32], b: &[f32]) -> f32 => dot_generic);
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,7 +164,10 @@ mod tests {
         for x in grid() {
             let xd = x as f64;
             let r = 0.5 * xd * (1.0 + libm::erf(xd / std::f64::consts::SQRT_2));
-            assert!((gelu(x) as f64 - r).abs() <= 1e-6 * (1.0 + xd.abs()), "gelu({x})");
+            assert!(
+                (gelu(x) as f64 - r).abs() <= 1e-6 * (1.0 + xd.abs()),
+                "gelu({x})"
+            );
         }
         let mut v: Vec<f32> = grid().step_by(997).collect();
         let want: Vec<f32> = v.iter().map(|&x| gelu(x)).collect();

@@ -24,7 +24,11 @@ pub fn round_bf16_bits(x: f32) -> f32 {
     let b = x.to_bits();
     let nan = (b & 0x7fff_ffff) > 0x7f80_0000;
     let rounded = b.wrapping_add(0x7fff + ((b >> 16) & 1)) & 0xffff_0000;
-    f32::from_bits(if nan { (b | 0x0040_0000) & 0xffff_0000 } else { rounded })
+    f32::from_bits(if nan {
+        (b | 0x0040_0000) & 0xffff_0000
+    } else {
+        rounded
+    })
 }
 
 #[inline(always)]

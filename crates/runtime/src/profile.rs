@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub(crate) struct Profiler {
-    stats: Mutex<BTreeMap<(&'static str, String), Stat>>,
+    /// family → op label → stats (lookups by `&str`, so a known label allocates nothing).
+    stats: Mutex<BTreeMap<&'static str, BTreeMap<String, Stat>>>,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -21,10 +22,10 @@ impl Profiler {
     pub(crate) fn record(&self, family: &'static str, op: &str, start: Instant, flops: f64) {
         let elapsed = start.elapsed();
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        // Avoid allocating the key for labels already seen.
-        let stat = match stats.get_mut(&(family, op.to_string())) {
+        let fam = stats.entry(family).or_default();
+        let stat = match fam.get_mut(op) {
             Some(s) => s,
-            None => stats.entry((family, op.to_string())).or_default(),
+            None => fam.entry(op.to_string()).or_default(),
         };
         stat.calls += 1;
         stat.total += elapsed;
@@ -36,12 +37,14 @@ impl Profiler {
         ProfileReport {
             entries: stats
                 .iter()
-                .map(|((family, op), s)| ProfileEntry {
-                    family,
-                    op: op.clone(),
-                    calls: s.calls,
-                    total: s.total,
-                    flops: s.flops,
+                .flat_map(|(family, ops)| {
+                    ops.iter().map(move |(op, s)| ProfileEntry {
+                        family,
+                        op: op.clone(),
+                        calls: s.calls,
+                        total: s.total,
+                        flops: s.flops,
+                    })
                 })
                 .collect(),
         }
@@ -121,9 +124,18 @@ impl ProfileReport {
 impl fmt::Display for ProfileReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.entries.is_empty() {
-            return writeln!(f, "no kernel calls recorded (is RuntimeConfig::profile on?)");
+            return writeln!(
+                f,
+                "no kernel calls recorded (is RuntimeConfig::profile on?)"
+            );
         }
-        let width = self.entries.iter().map(|e| e.op.len()).max().unwrap_or(0).max(12);
+        let width = self
+            .entries
+            .iter()
+            .map(|e| e.op.len())
+            .max()
+            .unwrap_or(0)
+            .max(12);
         let line = |f: &mut fmt::Formatter<'_>, name: &str, e: &ProfileEntry| {
             writeln!(
                 f,

@@ -5,7 +5,12 @@
 use npu_runtime::{BackendKind, KernelEntry, Numerics, Runtime, RuntimeConfig};
 
 pub fn runtime(numerics: Numerics, kernels: Vec<KernelEntry>) -> Runtime {
-    let cfg = RuntimeConfig { backend: BackendKind::Cpu, numerics, threads: 2, ..RuntimeConfig::default() };
+    let cfg = RuntimeConfig {
+        backend: BackendKind::Cpu,
+        numerics,
+        threads: 2,
+        ..RuntimeConfig::default()
+    };
     Runtime::with_kernels(cfg, kernels).expect("runtime")
 }
 
@@ -35,7 +40,11 @@ pub fn bf16_ulp(x: f32) -> f32 {
 
 pub fn int8_scale(v: &[f32]) -> f32 {
     let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
-    if amax > 0.0 { amax / 127.0 } else { 1.0 }
+    if amax > 0.0 {
+        amax / 127.0
+    } else {
+        1.0
+    }
 }
 
 pub fn quant(v: f32, s: f32) -> i64 {
@@ -69,7 +78,14 @@ pub fn gelu_f64(x: f64) -> f64 {
     0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
 }
 
-pub fn layernorm_f64(x: &[f32], rows: usize, dim: usize, g: &[f32], b: &[f32], eps: f32) -> Vec<f64> {
+pub fn layernorm_f64(
+    x: &[f32],
+    rows: usize,
+    dim: usize,
+    g: &[f32],
+    b: &[f32],
+    eps: f32,
+) -> Vec<f64> {
     let mut o = vec![0.0; rows * dim];
     for r in 0..rows {
         let row = &x[r * dim..(r + 1) * dim];
@@ -85,14 +101,29 @@ pub fn layernorm_f64(x: &[f32], rows: usize, dim: usize, g: &[f32], b: &[f32], e
 
 /// Multi-head attention in f64; `round_p` rounds the probabilities to bf16 before P·V.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_f64(q: &[f32], k: &[f32], v: &[f32], heads: usize, d: usize, q_len: usize, kv_len: usize, causal: Option<usize>, round_p: bool) -> Vec<f64> {
+pub fn attention_f64(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    heads: usize,
+    d: usize,
+    q_len: usize,
+    kv_len: usize,
+    causal: Option<usize>,
+    round_p: bool,
+) -> Vec<f64> {
     let hd = heads * d;
     let mut out = vec![0.0; q_len * hd];
     for h in 0..heads {
         for i in 0..q_len {
             let visible = causal.map_or(kv_len, |off| (off + i + 1).min(kv_len));
             let scores: Vec<f64> = (0..visible)
-                .map(|j| (0..d).map(|t| q[i * hd + h * d + t] as f64 * k[j * hd + h * d + t] as f64).sum::<f64>() / (d as f64).sqrt())
+                .map(|j| {
+                    (0..d)
+                        .map(|t| q[i * hd + h * d + t] as f64 * k[j * hd + h * d + t] as f64)
+                        .sum::<f64>()
+                        / (d as f64).sqrt()
+                })
                 .collect();
             let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = scores.iter().map(|s| (s - mx).exp()).collect();
@@ -128,6 +159,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: impl Fn(usize) -
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let t = tol(i);
-        assert!(((*g as f64) - w).abs() <= t, "{what}[{i}]: got {g}, want {w} (tolerance {t:e})");
+        assert!(
+            ((*g as f64) - w).abs() <= t,
+            "{what}[{i}]: got {g}, want {w} (tolerance {t:e})"
+        );
     }
 }

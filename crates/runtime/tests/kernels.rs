@@ -4,11 +4,14 @@
 mod common;
 
 use common::*;
-use npu_runtime::{AttentionParams, Dtype, Epilogue, KernelEntry, Numerics, Device};
+use npu_runtime::{AttentionParams, Device, Dtype, Epilogue, KernelEntry, Numerics};
 use proptest::prelude::*;
 
 fn cfg() -> ProptestConfig {
-    ProptestConfig { cases: 24, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    }
 }
 
 /// A bf16-exact coarse value (m/16, |m| ≤ 16) nudged by under half a bf16 step (the step below
@@ -17,16 +20,33 @@ fn cfg() -> ProptestConfig {
 fn nudged(seed: u64, len: usize) -> (Vec<f32>, Vec<f32>) {
     let a = values(seed, len);
     let b = values(seed ^ 0xabcdef, len);
-    let coarse: Vec<f32> = a.iter().map(|v| (v * 16.0).round() / 16.0).collect();
+    // +0.0 for zeros: the input is +0.0 there, and -0 + -0 would keep a sign the runtime never saw.
+    let coarse: Vec<f32> = a.iter().map(|v| (v * 16.0).round() / 16.0 + 0.0).collect();
     let input = coarse
         .iter()
         .zip(&b)
-        .map(|(&c, &d)| if c == 0.0 { 0.0 } else { c + 0.2 * d * bf16_ulp(c) })
+        .map(|(&c, &d)| {
+            if c == 0.0 {
+                0.0
+            } else {
+                c + 0.2 * d * bf16_ulp(c)
+            }
+        })
         .collect();
     (coarse, input)
 }
 
-fn int8_entry(rows: usize, k: usize, n: usize, bias: bool, gelu: bool, residual: bool, per_channel: bool, requantize: bool) -> KernelEntry {
+#[allow(clippy::too_many_arguments)]
+fn int8_entry(
+    rows: usize,
+    k: usize,
+    n: usize,
+    bias: bool,
+    gelu: bool,
+    residual: bool,
+    per_channel: bool,
+    requantize: bool,
+) -> KernelEntry {
     use npu_runtime::kernel_spec::{Op, Quant, WeightScale};
     KernelEntry {
         name: "t_int8".into(),
@@ -40,7 +60,11 @@ fn int8_entry(rows: usize, k: usize, n: usize, bias: bool, gelu: bool, residual:
             gelu,
             residual,
             quant: Some(Quant {
-                weight_scale: if per_channel { WeightScale::PerChannel } else { WeightScale::PerTensor },
+                weight_scale: if per_channel {
+                    WeightScale::PerChannel
+                } else {
+                    WeightScale::PerTensor
+                },
                 requantize_output: requantize,
             }),
         },
@@ -285,10 +309,32 @@ fn decode_sized_calls_match_encoder_sized_calls() {
     let x = values(7, rows * k);
     let lin = rt.linear(values(8, n * k), Some(values(9, n)), k, n);
     let mut all = vec![0.0; rows * n];
-    rt.matmul("t", &x, rows, &lin, Epilogue { gelu: true, residual: None }, &mut all).unwrap();
+    rt.matmul(
+        "t",
+        &x,
+        rows,
+        &lin,
+        Epilogue {
+            gelu: true,
+            residual: None,
+        },
+        &mut all,
+    )
+    .unwrap();
     for r in [0, 1, 150, 299] {
         let mut one = vec![0.0; n];
-        rt.matmul("t", &x[r * k..(r + 1) * k], 1, &lin, Epilogue { gelu: true, residual: None }, &mut one).unwrap();
+        rt.matmul(
+            "t",
+            &x[r * k..(r + 1) * k],
+            1,
+            &lin,
+            Epilogue {
+                gelu: true,
+                residual: None,
+            },
+            &mut one,
+        )
+        .unwrap();
         for j in 0..n {
             assert!((one[j] - all[r * n + j]).abs() < 1e-5, "row {r} col {j}");
         }
@@ -305,11 +351,32 @@ fn encoder_sized_attention() {
     let k = values(2, len * hd);
     let v = values(3, len * hd);
     let mut out = vec![0.0; len * hd];
-    let p = AttentionParams { heads, head_dim: d, q_len: len, kv_len: len, causal_offset: None };
+    let p = AttentionParams {
+        heads,
+        head_dim: d,
+        q_len: len,
+        kv_len: len,
+        causal_offset: None,
+    };
     rt.attention("enc", &q, &k, &v, p, &mut out).unwrap();
     for i in [0, 777, 1499] {
-        let want = attention_f64(&q[i * hd..(i + 1) * hd], &k, &v, heads, d, 1, len, None, false);
-        assert_close("encoder attention row", &out[i * hd..(i + 1) * hd], &want, |_| 1e-5);
+        let want = attention_f64(
+            &q[i * hd..(i + 1) * hd],
+            &k,
+            &v,
+            heads,
+            d,
+            1,
+            len,
+            None,
+            false,
+        );
+        assert_close(
+            "encoder attention row",
+            &out[i * hd..(i + 1) * hd],
+            &want,
+            |_| 1e-5,
+        );
     }
 }
 
@@ -318,10 +385,34 @@ fn shape_errors_name_the_operand() {
     let rt = runtime(Numerics::F32, vec![]);
     let lin = rt.linear(vec![0.0; 6], None, 3, 2);
     let mut out = vec![0.0; 4];
-    let err = rt.matmul("enc.0.fc1", &[0.0; 5], 2, &lin, Epilogue::default(), &mut out).unwrap_err();
-    assert_eq!(err.to_string(), "enc.0.fc1: x has 5 elements, needs at least 6");
-    let err = rt.lm_head("lm", &[0.0; 3], 1, &lin, Some(&[0, 2]), &mut out).unwrap_err();
-    assert!(err.to_string().contains("subset id 2 is outside the vocabulary of 2"), "{err}");
-    let p = AttentionParams { heads: 1, head_dim: 2, q_len: 1, kv_len: 0, causal_offset: None };
+    let err = rt
+        .matmul(
+            "enc.0.fc1",
+            &[0.0; 5],
+            2,
+            &lin,
+            Epilogue::default(),
+            &mut out,
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "enc.0.fc1: x has 5 elements, needs at least 6"
+    );
+    let err = rt
+        .lm_head("lm", &[0.0; 3], 1, &lin, Some(&[0, 2]), &mut out)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("subset id 2 is outside the vocabulary of 2"),
+        "{err}"
+    );
+    let p = AttentionParams {
+        heads: 1,
+        head_dim: 2,
+        q_len: 1,
+        kv_len: 0,
+        causal_offset: None,
+    };
     assert!(rt.attention("a", &[0.0; 2], &[], &[], p, &mut out).is_err());
 }

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use common::*;
 use npu_runtime::kernel_spec::Op;
-use npu_runtime::{AttentionParams, BackendKind, Device, Dtype, Epilogue, KernelEntry, Numerics, Runtime, RuntimeConfig};
+use npu_runtime::{
+    AttentionParams, BackendKind, Device, Dtype, Epilogue, KernelEntry, Numerics, Runtime,
+    RuntimeConfig,
+};
 
 #[test]
 fn one_runtime_serves_several_threads_at_once() {
@@ -19,7 +22,18 @@ fn one_runtime_serves_several_threads_at_once() {
         .iter()
         .map(|x| {
             let mut o = vec![0.0; rows * n];
-            rt.matmul("t", x, rows, &lin, Epilogue { gelu: true, residual: None }, &mut o).unwrap();
+            rt.matmul(
+                "t",
+                x,
+                rows,
+                &lin,
+                Epilogue {
+                    gelu: true,
+                    residual: None,
+                },
+                &mut o,
+            )
+            .unwrap();
             o
         })
         .collect();
@@ -30,12 +44,29 @@ fn one_runtime_serves_several_threads_at_once() {
             let (rt, lin) = (Arc::clone(&rt), Arc::clone(&lin));
             std::thread::spawn(move || {
                 let hd = 2 * 16;
-                let p = AttentionParams { heads: 2, head_dim: 16, q_len: 9, kv_len: 40, causal_offset: Some(31) };
+                let p = AttentionParams {
+                    heads: 2,
+                    head_dim: 16,
+                    q_len: 9,
+                    kv_len: 40,
+                    causal_offset: Some(31),
+                };
                 let (q, kv) = (values(t as u64, 9 * hd), values(50 + t as u64, 40 * hd));
                 let mut a = vec![0.0; 9 * hd];
                 let mut o = vec![0.0; rows * n];
                 for _ in 0..20 {
-                    rt.matmul("t", &x, rows, &lin, Epilogue { gelu: true, residual: None }, &mut o).unwrap();
+                    rt.matmul(
+                        "t",
+                        &x,
+                        rows,
+                        &lin,
+                        Epilogue {
+                            gelu: true,
+                            residual: None,
+                        },
+                        &mut o,
+                    )
+                    .unwrap();
                     rt.attention("a", &q, &kv, &kv, p, &mut a).unwrap();
                 }
                 (t, o)
@@ -44,27 +75,63 @@ fn one_runtime_serves_several_threads_at_once() {
         .collect();
     for h in handles {
         let (t, o) = h.join().unwrap();
-        assert_eq!(o, alone[t], "thread {t} got a different result while sharing the runtime");
+        assert_eq!(
+            o, alone[t],
+            "thread {t} got a different result while sharing the runtime"
+        );
     }
 }
 
 #[test]
 fn profile_records_every_call() {
-    let cfg = RuntimeConfig { backend: BackendKind::Cpu, profile: true, threads: 1, ..RuntimeConfig::default() };
+    let cfg = RuntimeConfig {
+        backend: BackendKind::Cpu,
+        profile: true,
+        threads: 1,
+        ..RuntimeConfig::default()
+    };
     let rt = Runtime::with_kernels(cfg, vec![]).unwrap();
     let lin = rt.linear(values(1, 32 * 16), None, 16, 32);
     let mut out = vec![0.0; 4 * 32];
     for _ in 0..3 {
-        rt.matmul("enc.0.fc1", &values(2, 4 * 16), 4, &lin, Epilogue::default(), &mut out).unwrap();
+        rt.matmul(
+            "enc.0.fc1",
+            &values(2, 4 * 16),
+            4,
+            &lin,
+            Epilogue::default(),
+            &mut out,
+        )
+        .unwrap();
     }
     let mut ln = vec![0.0; 4 * 16];
-    rt.layernorm("enc.0.ln", &values(3, 64), 4, 16, &[1.0; 16], &[0.0; 16], 1e-5, &mut ln).unwrap();
+    rt.layernorm(
+        "enc.0.ln",
+        &values(3, 64),
+        4,
+        16,
+        &[1.0; 16],
+        &[0.0; 16],
+        1e-5,
+        &mut ln,
+    )
+    .unwrap();
     let report = rt.profile_report();
-    let fc1 = report.entries.iter().find(|e| e.op == "enc.0.fc1").expect("fc1 entry");
+    let fc1 = report
+        .entries
+        .iter()
+        .find(|e| e.op == "enc.0.fc1")
+        .expect("fc1 entry");
     assert_eq!((fc1.family, fc1.calls), ("matmul", 3));
     assert_eq!(fc1.flops, 3.0 * 2.0 * (4 * 16 * 32) as f64);
     let text = report.to_string();
-    for needle in ["family / op", "matmul", "  enc.0.fc1", "layernorm", "GFLOP/s"] {
+    for needle in [
+        "family / op",
+        "matmul",
+        "  enc.0.fc1",
+        "layernorm",
+        "GFLOP/s",
+    ] {
         assert!(text.contains(needle), "{needle} missing in\n{text}");
     }
     rt.reset_profile();
@@ -72,7 +139,16 @@ fn profile_records_every_call() {
 
     // Off by default: nothing recorded.
     let quiet = runtime(Numerics::F32, vec![]);
-    quiet.matmul("x", &values(2, 4 * 16), 4, &lin, Epilogue::default(), &mut out).unwrap();
+    quiet
+        .matmul(
+            "x",
+            &values(2, 4 * 16),
+            4,
+            &lin,
+            Epilogue::default(),
+            &mut out,
+        )
+        .unwrap();
     assert!(quiet.profile_report().entries.is_empty());
 }
 
@@ -81,7 +157,15 @@ fn bf16_entry(name: &str, dtype: Dtype, m: usize, k: usize, n: usize) -> KernelE
         name: name.into(),
         device: Device::Npu1,
         dtype,
-        op: Op::Matmul { m, k, n, bias: false, gelu: false, residual: false, quant: None },
+        op: Op::Matmul {
+            m,
+            k,
+            n,
+            bias: false,
+            gelu: false,
+            residual: false,
+            quant: None,
+        },
         compiled: None,
     }
 }
@@ -89,17 +173,28 @@ fn bf16_entry(name: &str, dtype: Dtype, m: usize, k: usize, n: usize) -> KernelE
 #[test]
 fn npu_numerics_take_the_dtype_from_the_matching_entry() {
     // An f32 entry for 8x16x32 (padded rows: 5 ≤ 8 matches); other shapes default to bf16.
-    let rt = runtime(Numerics::Npu, vec![bf16_entry("f32_mm", Dtype::F32, 8, 16, 32)]);
+    let rt = runtime(
+        Numerics::Npu,
+        vec![bf16_entry("f32_mm", Dtype::F32, 8, 16, 32)],
+    );
     let lin = rt.linear(values(1, 32 * 16), None, 16, 32);
     let x = values(2, 5 * 16);
     let mut out = vec![0.0; 5 * 32];
-    rt.matmul("t", &x, 5, &lin, Epilogue::default(), &mut out).unwrap();
-    assert!(out.iter().any(|&v| bf16(v) != v), "an f32 kernel must not round its output");
+    rt.matmul("t", &x, 5, &lin, Epilogue::default(), &mut out)
+        .unwrap();
+    assert!(
+        out.iter().any(|&v| bf16(v) != v),
+        "an f32 kernel must not round its output"
+    );
     // 9 rows exceed the entry's 8: no match, bf16.
     let x9 = values(2, 9 * 16);
     let mut out9 = vec![0.0; 9 * 32];
-    rt.matmul("t", &x9, 9, &lin, Epilogue::default(), &mut out9).unwrap();
-    assert!(out9.iter().all(|&v| bf16(v) == v), "without a matching entry the call is bf16");
+    rt.matmul("t", &x9, 9, &lin, Epilogue::default(), &mut out9)
+        .unwrap();
+    assert!(
+        out9.iter().all(|&v| bf16(v) == v),
+        "without a matching entry the call is bf16"
+    );
 }
 
 #[test]
@@ -115,7 +210,10 @@ fn auto_backend_is_cpu_without_the_npu() {
 #[cfg(not(feature = "npu"))]
 #[test]
 fn npu_backend_without_the_feature_says_how_to_get_it() {
-    let cfg = RuntimeConfig { backend: BackendKind::Npu, ..RuntimeConfig::default() };
+    let cfg = RuntimeConfig {
+        backend: BackendKind::Npu,
+        ..RuntimeConfig::default()
+    };
     let err = Runtime::with_kernels(cfg, vec![]).err().expect("must fail");
     assert!(err.to_string().contains("--features npu"), "{err}");
 }
@@ -126,9 +224,16 @@ fn manifest_errors_name_the_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("manifest.json");
     std::fs::write(&path, "{ not json").unwrap();
-    let cfg = RuntimeConfig { backend: BackendKind::Cpu, manifest: Some(path.clone()), ..RuntimeConfig::default() };
+    let cfg = RuntimeConfig {
+        backend: BackendKind::Cpu,
+        manifest: Some(path.clone()),
+        ..RuntimeConfig::default()
+    };
     let err = Runtime::new(cfg).err().expect("bad manifest must fail");
-    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&path.display().to_string()),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -136,11 +241,35 @@ fn manifest_errors_name_the_file() {
 fn repository_specs_drive_npu_numerics() {
     // The checked-in kernel-specs/ have int8 and bf16 entries for 1500x512x2048; bf16 wins by
     // default. Runs from the crate directory, so kernel-specs/ is found by walking up.
-    let cfg = RuntimeConfig { backend: BackendKind::Cpu, numerics: Numerics::Npu, ..RuntimeConfig::default() };
+    let cfg = RuntimeConfig {
+        backend: BackendKind::Cpu,
+        numerics: Numerics::Npu,
+        ..RuntimeConfig::default()
+    };
     let rt = Runtime::new(cfg).unwrap();
     if rt.kernels().is_empty() {
-        eprintln!("SKIP: no kernel-specs/ or generated/manifest.json above {:?}", std::env::current_dir());
+        eprintln!(
+            "SKIP: no kernel-specs/ or generated/manifest.json above {:?}",
+            std::env::current_dir()
+        );
         return;
     }
-    assert!(rt.kernels().iter().any(|e| matches!(e.op, Op::Matmul { .. })));
+    assert!(rt
+        .kernels()
+        .iter()
+        .any(|e| matches!(e.op, Op::Matmul { .. })));
+}
+
+#[test]
+fn missing_kernel_error_says_which_spec_file_to_extend() {
+    let err = npu_runtime::RuntimeError::NoKernel {
+        family: "matmul".into(),
+        shape: "1500x512x4096".into(),
+        dtype: "bf16".into(),
+        device: "npu1".into(),
+    };
+    assert_eq!(
+        err.to_string(),
+        "no matmul kernel for 1500x512x4096 bf16 on npu1: add an entry to kernel-specs/matmul.toml"
+    );
 }

@@ -327,7 +327,7 @@ pub(crate) fn dims_from_slots(
         ("audio", dims.n_audio_state, dims.n_audio_head),
         ("text", dims.n_text_state, dims.n_text_head),
     ] {
-        if heads == 0 || state % heads != 0 {
+        if heads == 0 || !state.is_multiple_of(heads) {
             return Err(corrupt(format!(
                 "{what} width {state} is not divisible by {heads} heads"
             )));

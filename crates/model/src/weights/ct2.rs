@@ -275,7 +275,7 @@ impl Builder<'_> {
             )));
         }
         let values = decode_raw(self.bytes, s.dtype, s.offset, 0, s.numel());
-        if values.is_empty() || numel % values.len() != 0 {
+        if values.is_empty() || !numel.is_multiple_of(values.len()) {
             return Err(self.corrupt(format!(
                 "scale {scale_name} has {} values for {numel} elements of {var_name}",
                 values.len()
@@ -299,7 +299,7 @@ impl Builder<'_> {
             Part::Whole => (var.shape.clone(), 0),
             Part::Rows(k, n) => {
                 let rows = var.shape.first().copied().unwrap_or(0);
-                if rows == 0 || rows % n != 0 {
+                if rows == 0 || !rows.is_multiple_of(n) {
                     return Err(self.corrupt(format!(
                         "fused variable {ct2} has shape {:?}, not {n} equal blocks",
                         var.shape

@@ -4,14 +4,21 @@
 use rayon::prelude::*;
 
 use super::norm::softmax_row;
-use super::{blocks, gemm_f32, with_f32, SyncPtr};
+use super::{gemm_f32, with_f32, Blocks, SyncPtr};
 use crate::numerics;
 use crate::AttentionParams;
 
 /// `q: [q_len, heads·head_dim]`, `k, v: [≥kv_len, heads·head_dim]`, `out: [q_len, heads·head_dim]`.
 /// With `bf16`, q, k, v and the probabilities are rounded to bf16 (f32 scores and softmax) and
 /// the output is stored as bf16.
-pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams, bf16: bool, out: &mut [f32]) {
+pub(crate) fn attention(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &AttentionParams,
+    bf16: bool,
+    out: &mut [f32],
+) {
     let hd = p.heads * p.head_dim;
     if bf16 {
         let (nq, nkv) = (p.q_len * hd, p.kv_len * hd);
@@ -28,17 +35,25 @@ pub(crate) fn attention(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams, bf
     }
 }
 
-fn attention_f32(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams, bf16: bool, out: &mut [f32]) {
+fn attention_f32(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &AttentionParams,
+    bf16: bool,
+    out: &mut [f32],
+) {
     let (h_n, d, q_len, kv_len) = (p.heads, p.head_dim, p.q_len, p.kv_len);
     let hd = h_n * d;
     let scale = 1.0 / (d as f32).sqrt();
     let threads = rayon::current_num_threads().max(1);
     // Enough query blocks to feed every thread, each small enough that its score rows stay in L2.
-    let q_parts = (4 * threads).div_ceil(h_n).max(q_len.div_ceil(128));
-    let qb = blocks(q_len, q_parts, 8, 8);
-    let tasks: Vec<(usize, (usize, usize))> = (0..h_n).flat_map(|h| qb.iter().map(move |&b| (h, b))).collect();
+    let q_parts = (4 * threads).div_ceil(h_n).max(q_len.div_ceil(64));
+    let qb = Blocks::new(q_len, q_parts, 8, 8);
+    let n_tasks = h_n * qb.count();
     let optr = SyncPtr(out.as_mut_ptr());
-    let run = |&(h, (q0, q1)): &(usize, (usize, usize))| {
+    let run = |task: usize| {
+        let (h, (q0, q1)) = (task / qb.count(), qb.get(task % qb.count()));
         let m = q1 - q0;
         // Keys visible to the last query of the block.
         let kv_eff = match p.causal_offset {
@@ -48,7 +63,19 @@ fn attention_f32(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams, bf16: boo
         with_f32(m * kv_eff, |s| {
             // SAFETY: q/k/v extents were validated; the task owns out rows q0..q1, head h.
             unsafe {
-                gemm_f32(m, kv_eff, d, s.as_mut_ptr(), kv_eff, q.as_ptr().add(q0 * hd + h * d), hd, 1, k.as_ptr().add(h * d), 1, hd);
+                gemm_f32(
+                    m,
+                    kv_eff,
+                    d,
+                    s.as_mut_ptr(),
+                    kv_eff,
+                    q.as_ptr().add(q0 * hd + h * d),
+                    hd,
+                    1,
+                    k.as_ptr().add(h * d),
+                    1,
+                    hd,
+                );
             }
             for (i, row) in s.chunks_mut(kv_eff.max(1)).enumerate().take(m) {
                 let visible = match p.causal_offset {
@@ -59,19 +86,34 @@ fn attention_f32(q: &[f32], k: &[f32], v: &[f32], p: &AttentionParams, bf16: boo
             }
             // SAFETY: as above.
             unsafe {
-                gemm_f32(m, d, kv_eff, optr.ptr().add(q0 * hd + h * d), hd, s.as_ptr(), kv_eff, 1, v.as_ptr().add(h * d), hd, 1);
+                gemm_f32(
+                    m,
+                    d,
+                    kv_eff,
+                    optr.ptr().add(q0 * hd + h * d),
+                    hd,
+                    s.as_ptr(),
+                    kv_eff,
+                    1,
+                    v.as_ptr().add(h * d),
+                    hd,
+                    1,
+                );
                 if bf16 {
                     // The kernel stores its output as bf16.
                     for i in q0..q1 {
-                        numerics::round_bf16_inplace(std::slice::from_raw_parts_mut(optr.ptr().add(i * hd + h * d), d));
+                        numerics::round_bf16_inplace(std::slice::from_raw_parts_mut(
+                            optr.ptr().add(i * hd + h * d),
+                            d,
+                        ));
                     }
                 }
             }
         });
     };
-    if tasks.len() == 1 {
-        run(&tasks[0]);
+    if n_tasks == 1 {
+        run(0);
     } else {
-        tasks.par_iter().for_each(run);
+        (0..n_tasks).into_par_iter().for_each(run);
     }
 }

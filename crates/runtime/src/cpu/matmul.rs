@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::{blocks, gemm_f32, gemm_f64, with_f32, with_f64, SyncPtr};
+use super::{gemm_f32, gemm_f64, with_f32, with_f64, Blocks, SyncPtr};
 use crate::math::{self, simd_dispatch};
 use crate::numerics::{self, round_bf16_bits};
 use crate::Prec;
@@ -50,7 +50,13 @@ impl std::fmt::Debug for Linear {
 }
 
 impl Linear {
-    pub(crate) fn new(w: Vec<f32>, b: Option<Vec<f32>>, in_f: usize, out_f: usize, bf16_now: bool) -> Linear {
+    pub(crate) fn new(
+        w: Vec<f32>,
+        b: Option<Vec<f32>>,
+        in_f: usize,
+        out_f: usize,
+        bf16_now: bool,
+    ) -> Linear {
         let lin = Linear {
             in_f,
             out_f,
@@ -87,7 +93,10 @@ impl Linear {
         let (w, b) = self.bf16.get_or_init(|| {
             let mut w = vec![0.0; self.w.len()];
             numerics::round_bf16_into(&self.w, &mut w);
-            let b = self.b.as_ref().map(|b| b.iter().map(|&v| round_bf16_bits(v)).collect());
+            let b = self
+                .b
+                .as_ref()
+                .map(|b| b.iter().map(|&v| round_bf16_bits(v)).collect());
             (w, b)
         });
         (w, b.as_deref())
@@ -96,12 +105,19 @@ impl Linear {
     pub(crate) fn int8(&self, per_channel: bool) -> &QuantWeights {
         self.int8[per_channel as usize].get_or_init(|| {
             let scales: Vec<f32> = if per_channel {
-                self.w.chunks(self.in_f.max(1)).map(numerics::int8_scale).collect()
+                self.w
+                    .chunks(self.in_f.max(1))
+                    .map(numerics::int8_scale)
+                    .collect()
             } else {
                 vec![numerics::int8_scale(&self.w)]
             };
             let mut q = vec![0.0f64; self.w.len()];
-            for (r, (qrow, wrow)) in q.chunks_mut(self.in_f.max(1)).zip(self.w.chunks(self.in_f.max(1))).enumerate() {
+            for (r, (qrow, wrow)) in q
+                .chunks_mut(self.in_f.max(1))
+                .zip(self.w.chunks(self.in_f.max(1)))
+                .enumerate()
+            {
                 let s = if per_channel { scales[r] } else { scales[0] };
                 numerics::quantize_into_f64(wrow, s, qrow);
             }
@@ -132,7 +148,14 @@ pub(crate) struct Epi<'a> {
 }
 
 #[inline(always)]
-fn epilogue_row_generic(row: &mut [f32], bias: Option<&[f32]>, gelu: bool, residual: Option<&[f32]>, round_residual: bool, round_out: bool) {
+fn epilogue_row_generic(
+    row: &mut [f32],
+    bias: Option<&[f32]>,
+    gelu: bool,
+    residual: Option<&[f32]>,
+    round_residual: bool,
+    round_out: bool,
+) {
     if let Some(b) = bias {
         for (y, b) in row.iter_mut().zip(b) {
             *y += *b;
@@ -166,7 +189,13 @@ simd_dispatch!(fn epilogue_row(row: &mut [f32], bias: Option<&[f32]>, gelu: bool
 ///
 /// # Safety
 /// `out` must be valid for `r1 * n` elements and no other thread may touch this tile.
-unsafe fn epilogue_tile(out: SyncPtr<f32>, n: usize, (r0, r1): (usize, usize), (c0, c1): (usize, usize), epi: &Epi<'_>) {
+unsafe fn epilogue_tile(
+    out: SyncPtr<f32>,
+    n: usize,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
+    epi: &Epi<'_>,
+) {
     if epi.bias.is_none() && !epi.gelu && epi.residual.is_none() && !epi.round_out {
         return;
     }
@@ -184,54 +213,125 @@ unsafe fn epilogue_tile(out: SyncPtr<f32>, n: usize, (r0, r1): (usize, usize), (
 }
 
 /// Tiles for an `rows × n` output: row blocks when there are many rows (each task reads the whole
-/// weight once, the epilogue runs while the tile is in cache), column blocks for decoding.
-pub(crate) fn plan_tiles(rows: usize, n: usize) -> Vec<((usize, usize), (usize, usize))> {
+/// weight once, the epilogue runs while the tile is in cache), column blocks for decoding. About
+/// 4 tiles per thread: on a shared machine fewer, bigger tiles lose more to a stalled core than
+/// they save in weight packing.
+pub(crate) fn plan_tiles(rows: usize, n: usize) -> Tiles {
     let threads = rayon::current_num_threads().max(1);
     let target = if threads == 1 { 1 } else { 4 * threads };
     let row_parts = rows.div_ceil(64).clamp(1, target);
     let col_parts = target.div_ceil(row_parts).min(n.div_ceil(64)).max(1);
-    let rb = blocks(rows, row_parts, 8, 1);
-    let cb = blocks(n, col_parts, 16, 1);
-    rb.iter().flat_map(|&r| cb.iter().map(move |&c| (r, c))).collect()
+    Tiles {
+        rows: Blocks::new(rows, row_parts, 8, 1),
+        cols: Blocks::new(n, col_parts, 16, 1),
+    }
+}
+
+/// Row blocks × column blocks of an output.
+#[derive(Clone, Copy)]
+pub(crate) struct Tiles {
+    rows: Blocks,
+    cols: Blocks,
+}
+
+type Tile = ((usize, usize), (usize, usize));
+
+impl Tiles {
+    fn count(&self) -> usize {
+        self.rows.count() * self.cols.count()
+    }
+
+    fn get(&self, i: usize) -> Tile {
+        let nc = self.cols.count();
+        (self.rows.get(i / nc), self.cols.get(i % nc))
+    }
+
+    /// Runs `f` on every tile, in parallel when there is more than one.
+    fn run(&self, f: impl Fn(Tile) + Sync + Send) {
+        match self.count() {
+            0 => {}
+            1 => f(self.get(0)),
+            c => (0..c).into_par_iter().for_each(|i| f(self.get(i))),
+        }
+    }
 }
 
 /// out[rows×n] = x[rows×k] · w[n×k]ᵀ, then `epi`. `x` and `w` are already in the working
 /// precision (f32 values, possibly bf16-exact).
-pub(crate) fn matmul_float(x: &[f32], rows: usize, k: usize, w: &[f32], n: usize, epi: &Epi<'_>, out: &mut [f32]) {
+pub(crate) fn matmul_float(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    w: &[f32],
+    n: usize,
+    epi: &Epi<'_>,
+    out: &mut [f32],
+) {
     debug_assert!(x.len() >= rows * k && w.len() >= n * k && out.len() >= rows * n);
     let tiles = plan_tiles(rows, n);
     let optr = SyncPtr(out.as_mut_ptr());
-    let run = |&((r0, r1), (c0, c1)): &((usize, usize), (usize, usize))| {
+    tiles.run(|((r0, r1), (c0, c1))| {
         // SAFETY: tiles are disjoint; the extents were checked by the caller.
         unsafe {
-            gemm_f32(r1 - r0, c1 - c0, k, optr.ptr().add(r0 * n + c0), n, x.as_ptr().add(r0 * k), k, 1, w.as_ptr().add(c0 * k), 1, k);
+            gemm_f32(
+                r1 - r0,
+                c1 - c0,
+                k,
+                optr.ptr().add(r0 * n + c0),
+                n,
+                x.as_ptr().add(r0 * k),
+                k,
+                1,
+                w.as_ptr().add(c0 * k),
+                1,
+                k,
+            );
             epilogue_tile(optr, n, (r0, r1), (c0, c1), epi);
         }
-    };
-    if tiles.len() == 1 {
-        run(&tiles[0]);
-    } else {
-        tiles.par_iter().for_each(run);
-    }
+    });
 }
 
 /// int8 matmul: x quantised per tensor, weights per tensor/channel, exact integer accumulation,
 /// dequantised as `acc · (s_x · s_w)`, then `epi` in f32.
-pub(crate) fn matmul_int8(x: &[f32], rows: usize, k: usize, wq: &QuantWeights, n: usize, epi: &Epi<'_>, requantize: bool, out: &mut [f32]) {
+pub(crate) fn matmul_int8(
+    x: &[f32],
+    rows: usize,
+    k: usize,
+    wq: &QuantWeights,
+    n: usize,
+    epi: &Epi<'_>,
+    requantize: bool,
+    out: &mut [f32],
+) {
     let sx = numerics::int8_scale(&x[..rows * k]);
     with_f64(rows * k, |xq| {
         numerics::quantize_into_f64(&x[..rows * k], sx, xq);
         let xq: &[f64] = xq;
         let tiles = plan_tiles(rows, n);
         let optr = SyncPtr(out.as_mut_ptr());
-        tiles.par_iter().for_each(|&((r0, r1), (c0, c1))| {
+        tiles.run(|((r0, r1), (c0, c1))| {
             let (m, nb) = (r1 - r0, c1 - c0);
             with_f64(m * nb, |acc| {
                 // SAFETY: extents checked by the caller; `acc` is m×nb.
-                unsafe { gemm_f64(m, nb, k, acc.as_mut_ptr(), nb, xq.as_ptr().add(r0 * k), k, wq.q.as_ptr().add(c0 * k), 1, k) };
+                unsafe {
+                    gemm_f64(
+                        m,
+                        nb,
+                        k,
+                        acc.as_mut_ptr(),
+                        nb,
+                        xq.as_ptr().add(r0 * k),
+                        k,
+                        wq.q.as_ptr().add(c0 * k),
+                        1,
+                        k,
+                    )
+                };
                 for r in 0..m {
                     // SAFETY: tiles are disjoint.
-                    let orow = unsafe { std::slice::from_raw_parts_mut(optr.ptr().add((r0 + r) * n + c0), nb) };
+                    let orow = unsafe {
+                        std::slice::from_raw_parts_mut(optr.ptr().add((r0 + r) * n + c0), nb)
+                    };
                     for (j, (o, a)) in orow.iter_mut().zip(&acc[r * nb..(r + 1) * nb]).enumerate() {
                         *o = (*a as f32) * (sx * wq.scale(c0 + j));
                     }
@@ -248,17 +348,41 @@ pub(crate) fn matmul_int8(x: &[f32], rows: usize, k: usize, wq: &QuantWeights, n
 
 /// The full linear layer in precision `prec`: out = x·Wᵀ + b, GELU, + residual; with
 /// `round_out` the result is stored as bf16 (int8 kernels that requantise store int8 instead).
-pub(crate) fn linear_forward(x: &[f32], rows: usize, lin: &Linear, gelu: bool, residual: Option<&[f32]>, prec: Prec, round_out: bool, out: &mut [f32]) {
+pub(crate) fn linear_forward(
+    x: &[f32],
+    rows: usize,
+    lin: &Linear,
+    gelu: bool,
+    residual: Option<&[f32]>,
+    prec: Prec,
+    round_out: bool,
+    out: &mut [f32],
+) {
     let (k, n) = (lin.in_f, lin.out_f);
     match prec {
-        Prec::Int8 { per_channel, requantize } => {
-            let epi = Epi { bias: lin.b.as_deref(), gelu, residual, round_residual: false, round_out: round_out && !requantize };
+        Prec::Int8 {
+            per_channel,
+            requantize,
+        } => {
+            let epi = Epi {
+                bias: lin.b.as_deref(),
+                gelu,
+                residual,
+                round_residual: false,
+                round_out: round_out && !requantize,
+            };
             matmul_int8(x, rows, k, lin.int8(per_channel), n, &epi, requantize, out);
         }
         Prec::F32 | Prec::Bf16 => {
             let (w, b) = lin.float_view(prec);
             let bf = prec == Prec::Bf16;
-            let epi = Epi { bias: b, gelu, residual, round_residual: bf, round_out };
+            let epi = Epi {
+                bias: b,
+                gelu,
+                residual,
+                round_residual: bf,
+                round_out,
+            };
             if bf {
                 with_f32(rows * k, |xr| {
                     numerics::round_bf16_into(&x[..rows * k], xr);
@@ -275,7 +399,16 @@ pub(crate) fn linear_forward(x: &[f32], rows: usize, lin: &Linear, gelu: bool, r
 /// `rows_block × d_ff` intermediate in a per-thread buffer (stays in L2); for few rows the two
 /// matmuls are split over columns instead.
 /// With `round_out` the result is stored as bf16.
-pub(crate) fn ffn_forward(x: &[f32], rows: usize, fc1: &Linear, fc2: &Linear, residual: &[f32], prec: Prec, round_out: bool, out: &mut [f32]) {
+pub(crate) fn ffn_forward(
+    x: &[f32],
+    rows: usize,
+    fc1: &Linear,
+    fc2: &Linear,
+    residual: &[f32],
+    prec: Prec,
+    round_out: bool,
+    out: &mut [f32],
+) {
     let (d, dff) = (fc1.in_f, fc1.out_f);
     let threads = rayon::current_num_threads().max(1);
     let bf = prec == Prec::Bf16;
@@ -290,9 +423,10 @@ pub(crate) fn ffn_forward(x: &[f32], rows: usize, fc1: &Linear, fc2: &Linear, re
         Prec::F32 | Prec::Bf16 if rows >= 32 * threads => {
             let (w1, b1) = fc1.float_view(prec);
             let (w2, b2) = fc2.float_view(prec);
-            let rb = blocks(rows, (rows / 64).clamp(threads, 8 * threads), 8, 16);
+            let rb = Blocks::new(rows, (rows / 64).clamp(threads, 8 * threads), 8, 16);
             let optr = SyncPtr(out.as_mut_ptr());
-            rb.par_iter().for_each(|&(r0, r1)| {
+            (0..rb.count()).into_par_iter().for_each(|b| {
+                let (r0, r1) = rb.get(b);
                 let m = r1 - r0;
                 with_f32(m * dff + m * d, |buf| {
                     let (h, xr) = buf.split_at_mut(m * dff);
@@ -303,13 +437,49 @@ pub(crate) fn ffn_forward(x: &[f32], rows: usize, fc1: &Linear, fc2: &Linear, re
                         &x[r0 * d..r1 * d]
                     };
                     let hptr = SyncPtr(h.as_mut_ptr());
-                    let epi1 = Epi { bias: b1, gelu: true, residual: None, round_residual: false, round_out: bf };
-                    let epi2 = Epi { bias: b2, gelu: false, residual: Some(residual), round_residual: bf, round_out };
+                    let epi1 = Epi {
+                        bias: b1,
+                        gelu: true,
+                        residual: None,
+                        round_residual: false,
+                        round_out: bf,
+                    };
+                    let epi2 = Epi {
+                        bias: b2,
+                        gelu: false,
+                        residual: Some(residual),
+                        round_residual: bf,
+                        round_out,
+                    };
                     // SAFETY: `h` is m×dff; this task owns output rows r0..r1.
                     unsafe {
-                        gemm_f32(m, dff, d, hptr.ptr(), dff, xin.as_ptr(), d, 1, w1.as_ptr(), 1, d);
+                        gemm_f32(
+                            m,
+                            dff,
+                            d,
+                            hptr.ptr(),
+                            dff,
+                            xin.as_ptr(),
+                            d,
+                            1,
+                            w1.as_ptr(),
+                            1,
+                            d,
+                        );
                         epilogue_tile(hptr, dff, (0, m), (0, dff), &epi1);
-                        gemm_f32(m, d, dff, optr.ptr().add(r0 * d), d, hptr.ptr(), dff, 1, w2.as_ptr(), 1, dff);
+                        gemm_f32(
+                            m,
+                            d,
+                            dff,
+                            optr.ptr().add(r0 * d),
+                            d,
+                            hptr.ptr(),
+                            dff,
+                            1,
+                            w2.as_ptr(),
+                            1,
+                            dff,
+                        );
                         epilogue_tile(optr, d, (r0, r1), (0, d), &epi2);
                     }
                 });
@@ -318,19 +488,35 @@ pub(crate) fn ffn_forward(x: &[f32], rows: usize, fc1: &Linear, fc2: &Linear, re
         Prec::F32 | Prec::Bf16 => with_f32(rows * dff, |h| {
             linear_forward(x, rows, fc1, true, None, prec, bf, h);
             let (w2, b2) = fc2.float_view(prec);
-            let epi2 = Epi { bias: b2, gelu: false, residual: Some(residual), round_residual: bf, round_out };
+            let epi2 = Epi {
+                bias: b2,
+                gelu: false,
+                residual: Some(residual),
+                round_residual: bf,
+                round_out,
+            };
             matmul_float(h, rows, dff, w2, d, &epi2, out);
         }),
     }
 }
 
 /// Sparse LM head: out[r, i] = x_r · E[subset[i]].
-pub(crate) fn lm_head_subset(x: &[f32], rows: usize, emb: &Linear, subset: &[u32], prec: Prec, out: &mut [f32]) {
+pub(crate) fn lm_head_subset(
+    x: &[f32],
+    rows: usize,
+    emb: &Linear,
+    subset: &[u32],
+    prec: Prec,
+    out: &mut [f32],
+) {
     let d = emb.in_f;
     let s = subset.len();
     let chunk = s.div_ceil(4 * rayon::current_num_threads().max(1)).max(64);
     match prec {
-        Prec::Int8 { per_channel, requantize } => {
+        Prec::Int8 {
+            per_channel,
+            requantize,
+        } => {
             let wq = emb.int8(per_channel);
             let sx = numerics::int8_scale(&x[..rows * d]);
             with_f64(rows * d, |xq| {
@@ -338,14 +524,18 @@ pub(crate) fn lm_head_subset(x: &[f32], rows: usize, emb: &Linear, subset: &[u32
                 let xq: &[f64] = xq;
                 for r in 0..rows {
                     let xr = &xq[r * d..(r + 1) * d];
-                    out[r * s..(r + 1) * s].par_chunks_mut(chunk).enumerate().for_each(|(ci, o)| {
-                        for (j, o) in o.iter_mut().enumerate() {
-                            let id = subset[ci * chunk + j] as usize;
-                            let wr = &wq.q[id * d..(id + 1) * d];
-                            let acc: f64 = xr.iter().zip(wr).map(|(a, b)| a * b).sum();
-                            *o = (acc as f32) * (sx * wq.scale(id)) + emb.b.as_ref().map_or(0.0, |b| b[id]);
-                        }
-                    });
+                    out[r * s..(r + 1) * s]
+                        .par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(ci, o)| {
+                            for (j, o) in o.iter_mut().enumerate() {
+                                let id = subset[ci * chunk + j] as usize;
+                                let wr = &wq.q[id * d..(id + 1) * d];
+                                let acc: f64 = xr.iter().zip(wr).map(|(a, b)| a * b).sum();
+                                *o = (acc as f32) * (sx * wq.scale(id))
+                                    + emb.b.as_ref().map_or(0.0, |b| b[id]);
+                            }
+                        });
                 }
             });
             if requantize {
@@ -357,12 +547,16 @@ pub(crate) fn lm_head_subset(x: &[f32], rows: usize, emb: &Linear, subset: &[u32
             let mut run = |xs: &[f32]| {
                 for r in 0..rows {
                     let xr = &xs[r * d..(r + 1) * d];
-                    out[r * s..(r + 1) * s].par_chunks_mut(chunk).enumerate().for_each(|(ci, o)| {
-                        for (j, o) in o.iter_mut().enumerate() {
-                            let id = subset[ci * chunk + j] as usize;
-                            *o = math::dot(xr, &w[id * d..(id + 1) * d]) + b.map_or(0.0, |b| b[id]);
-                        }
-                    });
+                    out[r * s..(r + 1) * s]
+                        .par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(ci, o)| {
+                            for (j, o) in o.iter_mut().enumerate() {
+                                let id = subset[ci * chunk + j] as usize;
+                                *o = math::dot(xr, &w[id * d..(id + 1) * d])
+                                    + b.map_or(0.0, |b| b[id]);
+                            }
+                        });
                 }
             };
             if prec == Prec::Bf16 {

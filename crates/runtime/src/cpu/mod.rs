@@ -65,14 +65,33 @@ impl<T> SyncPtr<T> {
     }
 }
 
-/// Splits `0..len` into about `parts` contiguous blocks whose sizes are multiples of `align`
-/// (except the last), at least `min` long.
-pub(crate) fn blocks(len: usize, parts: usize, align: usize, min: usize) -> Vec<(usize, usize)> {
-    if len == 0 {
-        return Vec::new();
+/// `0..len` split into about `parts` contiguous blocks whose sizes are multiples of `align`
+/// (except the last) and at least `min`; computed on the fly so the hot path allocates nothing.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Blocks {
+    len: usize,
+    per: usize,
+}
+
+impl Blocks {
+    pub(crate) fn new(len: usize, parts: usize, align: usize, min: usize) -> Blocks {
+        let per = len
+            .div_ceil(parts.max(1))
+            .max(min)
+            .max(1)
+            .next_multiple_of(align.max(1));
+        Blocks { len, per }
     }
-    let per = len.div_ceil(parts.max(1)).max(min).next_multiple_of(align.max(1));
-    (0..len).step_by(per).map(|s| (s, (s + per).min(len))).collect()
+
+    pub(crate) fn count(&self) -> usize {
+        self.len.div_ceil(self.per)
+    }
+
+    /// Block `i` as `(start, end)`.
+    pub(crate) fn get(&self, i: usize) -> (usize, usize) {
+        let s = i * self.per;
+        (s, (s + self.per).min(self.len))
+    }
 }
 
 /// `dst[m×n] (+)= lhs[m×k] · rhs` where rhs is given by element strides; row-major dst with row

@@ -31,7 +31,14 @@ pub(crate) fn sum_lanes(xs: &[f32], f: impl Fn(f32) -> f32) -> f32 {
 }
 
 #[inline(always)]
-fn layernorm_row_generic(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32, bf16: bool, out: &mut [f32]) {
+fn layernorm_row_generic(
+    x: &[f32],
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    bf16: bool,
+    out: &mut [f32],
+) {
     let dim = x.len();
     // bf16 kernels read x, gamma and beta as bf16; statistics and the result are f32.
     let rd = |v: f32| if bf16 { round_bf16_bits(v) } else { v };
@@ -54,7 +61,16 @@ simd_dispatch!(fn layernorm_row(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32
 
 /// LayerNorm over `rows × dim`, rows in parallel. With `bf16`, x, gamma and beta are read as
 /// bf16, statistics are f32 and the output is stored as bf16.
-pub(crate) fn layernorm(x: &[f32], rows: usize, dim: usize, gamma: &[f32], beta: &[f32], eps: f32, bf16: bool, out: &mut [f32]) {
+pub(crate) fn layernorm(
+    x: &[f32],
+    rows: usize,
+    dim: usize,
+    gamma: &[f32],
+    beta: &[f32],
+    eps: f32,
+    bf16: bool,
+    out: &mut [f32],
+) {
     if dim == 0 {
         return;
     }
@@ -72,15 +88,44 @@ pub(crate) fn layernorm(x: &[f32], rows: usize, dim: usize, gamma: &[f32], beta:
 #[inline(always)]
 fn softmax_row_generic(row: &mut [f32], visible: usize, scale: f32, bf16: bool) {
     let (vis, masked) = row.split_at_mut(visible);
-    let mut mx = f32::NEG_INFINITY;
-    for s in vis.iter_mut() {
+    // Max over 16 independent lanes (a plain `max` fold does not vectorise).
+    const L: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let mut chunks = vis.chunks_exact_mut(L);
+    for c in &mut chunks {
+        for i in 0..L {
+            c[i] *= scale;
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
+        }
+    }
+    for (i, s) in chunks.into_remainder().iter_mut().enumerate() {
         *s *= scale;
-        mx = mx.max(*s);
+        lanes[i] = if *s > lanes[i] { *s } else { lanes[i] };
     }
-    for s in vis.iter_mut() {
+    let mx = lanes
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    // exp and the sum in one pass, with the same 16-lane order as `sum_lanes`.
+    let mut acc = [0.0f32; L];
+    let mut chunks = vis.chunks_exact_mut(L);
+    for c in &mut chunks {
+        for i in 0..L {
+            c[i] = math::exp(c[i] - mx);
+            acc[i] += c[i];
+        }
+    }
+    for (i, s) in chunks.into_remainder().iter_mut().enumerate() {
         *s = math::exp(*s - mx);
+        acc[i] += *s;
     }
-    let inv = 1.0 / sum_lanes(vis, |v| v);
+    let mut w = L;
+    while w > 1 {
+        w /= 2;
+        for i in 0..w {
+            acc[i] += acc[i + w];
+        }
+    }
+    let inv = 1.0 / acc[0];
     if bf16 {
         for s in vis.iter_mut() {
             *s = round_bf16_bits(*s * inv);
