@@ -11,7 +11,10 @@ mod verify_kernels;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build NPU kernels and run Whisper on them")]
+#[command(
+    name = "cargo xtask",
+    about = "Build NPU kernels and run Whisper on them"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use npu_runtime::{BackendKind, Numerics, RuntimeConfig};
 use whisper_model::decoding::{DecodeOptions, Task};
 use whisper_model::output::{self, Format};
-use whisper_model::transcribe::{self, Progress, Segment, StageTimes};
 use whisper_model::pipeline::Pipeline;
+use whisper_model::transcribe::{self, Progress, Segment, StageTimes};
 use whisper_model::{audio, fetch, mel};
 
 #[derive(clap::Args)]
@@ -97,9 +97,14 @@ impl LoadedModel {
     pub fn load(args: &ModelArgs, profile: bool) -> anyhow::Result<LoadedModel> {
         if args.threads > 0 {
             // The log-mel and the CPU kernels share one pool sized by --threads.
-            let _ = rayon::ThreadPoolBuilder::new().num_threads(args.threads).build_global();
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(args.threads)
+                .build_global();
         }
-        let cache = args.cache_dir.clone().unwrap_or_else(fetch::default_cache_dir);
+        let cache = args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(fetch::default_cache_dir);
         let dir = fetch::model_dir(&args.model, &cache, true)?;
         let config = RuntimeConfig {
             backend: match args.backend {
@@ -115,7 +120,8 @@ impl LoadedModel {
             profile,
             ..RuntimeConfig::default()
         };
-        let pipeline = Pipeline::load(&dir, config).with_context(|| format!("loading model {}", dir.display()))?;
+        let pipeline = Pipeline::load(&dir, config)
+            .with_context(|| format!("loading model {}", dir.display()))?;
         let mut options = DecodeOptions {
             beam_size: args.beam_size.max(1),
             language: args.language.clone(),
@@ -134,8 +140,15 @@ impl LoadedModel {
     }
 
     /// Transcribes 16 kHz mono samples.
-    pub fn transcribe(&self, samples: &[f32], progress: &mut dyn Progress, times: &mut StageTimes) -> anyhow::Result<transcribe::Transcript> {
-        Ok(self.pipeline.transcribe(samples, &self.options, progress, times)?)
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        progress: &mut dyn Progress,
+        times: &mut StageTimes,
+    ) -> anyhow::Result<transcribe::Transcript> {
+        Ok(self
+            .pipeline
+            .transcribe(samples, &self.options, progress, times)?)
     }
 }
 
@@ -147,12 +160,17 @@ impl Progress for Bar {
         self.0.set_position(done as u64);
     }
     fn segment(&mut self, s: &Segment) {
-        self.0.set_message(format!("[{:.1}s] {}", s.end, s.text.trim()));
+        self.0
+            .set_message(format!("[{:.1}s] {}", s.end, s.text.trim()));
     }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cache = args.model.cache_dir.clone().unwrap_or_else(fetch::default_cache_dir);
+    let cache = args
+        .model
+        .cache_dir
+        .clone()
+        .unwrap_or_else(fetch::default_cache_dir);
     let path = match (&args.audio, args.sample) {
         (Some(p), _) => p.clone(),
         (None, _) => fetch::fetch_sample(&cache)?,
@@ -166,12 +184,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let samples = audio::load_audio(&path)?;
     let decode_time = t1.elapsed();
     if samples.len() < mel::HOP_LENGTH {
-        bail!("{}: the audio is shorter than one mel frame (10 ms); nothing to transcribe", path.display());
+        bail!(
+            "{}: the audio is shorter than one mel frame (10 ms); nothing to transcribe",
+            path.display()
+        );
     }
     let duration = samples.len() as f64 / audio::SAMPLE_RATE as f64;
 
     let bar = ProgressBar::new((samples.len() / mel::HOP_LENGTH) as u64);
-    bar.set_style(ProgressStyle::with_template("{spinner} {elapsed_precise} [{bar:30}] {percent}% {wide_msg}").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {elapsed_precise} [{bar:30}] {percent}% {wide_msg}",
+        )
+        .expect("valid template"),
+    );
     let mut progress = Bar(bar);
     let mut times = StageTimes::default();
     let t2 = Instant::now();
@@ -181,24 +207,40 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let text = output::render(&transcript, args.format);
     match &args.output {
-        Some(file) => std::fs::write(file, &text).with_context(|| format!("writing {}", file.display()))?,
+        Some(file) => {
+            std::fs::write(file, &text).with_context(|| format!("writing {}", file.display()))?
+        }
         None => std::io::stdout().write_all(text.as_bytes())?,
     }
 
     if args.profile {
         let total = transcribe_time.as_secs_f64();
-        eprintln!("audio {:.2} s ({}), model {}, backend {}", duration, path.display(), args.model.model, loaded.pipeline.rt.backend_name());
+        eprintln!(
+            "audio {:.2} s ({}), model {}, backend {}",
+            duration,
+            path.display(),
+            args.model.model,
+            loaded.pipeline.rt.backend_name()
+        );
         eprintln!("load model   {:8.1} ms", load_time.as_secs_f64() * 1e3);
         eprintln!("decode audio {:8.1} ms", decode_time.as_secs_f64() * 1e3);
         eprintln!("log-mel      {:8.1} ms", times.mel.as_secs_f64() * 1e3);
-        eprintln!("encoder      {:8.1} ms over {} windows", times.encoder.as_secs_f64() * 1e3, times.windows);
+        eprintln!(
+            "encoder      {:8.1} ms over {} windows",
+            times.encoder.as_secs_f64() * 1e3,
+            times.windows
+        );
         eprintln!(
             "decoder      {:8.1} ms over {} tokens ({:.2} ms/token)",
             times.decoder.as_secs_f64() * 1e3,
             times.decoded_tokens,
             times.decoder.as_secs_f64() * 1e3 / times.decoded_tokens.max(1) as f64
         );
-        eprintln!("transcribe   {:8.1} ms: {:.1}x real time", total * 1e3, duration / total);
+        eprintln!(
+            "transcribe   {:8.1} ms: {:.1}x real time",
+            total * 1e3,
+            duration / total
+        );
         eprintln!("{}", loaded.pipeline.rt.profile_report());
     }
     Ok(())

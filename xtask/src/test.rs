@@ -20,12 +20,17 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let root = workspace_root();
-    let have_llvm = if args.no_install { llvm::prefix().is_some() } else { llvm::ensure_installed()? };
+    let have_llvm = if args.no_install {
+        llvm::prefix().is_some()
+    } else {
+        llvm::ensure_installed()?
+    };
 
     // Models used by the model tests: fetched once into the shared cache, verified by sha256.
     for name in ["tiny.en", "base"] {
         let cache = whisper_model::fetch::default_cache_dir();
-        whisper_model::fetch::model_dir(name, &cache, true).with_context(|| format!("fetching model {name} for the tests"))?;
+        whisper_model::fetch::model_dir(name, &cache, true)
+            .with_context(|| format!("fetching model {name} for the tests"))?;
     }
 
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
@@ -44,4 +49,3 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
-

@@ -100,14 +100,26 @@ impl<'a> DecoderContext<'a> {
         // Whisper's default `suppress_tokens="-1"`: non-speech symbols plus the task and
         // start-of-* tokens that must never be sampled.
         let mut suppress = t.non_speech_tokens();
-        suppress.extend([t.transcribe(), t.translate(), t.sot(), t.sot_prev(), t.sot_lm()]);
+        suppress.extend([
+            t.transcribe(),
+            t.translate(),
+            t.sot(),
+            t.sot_prev(),
+            t.sot_lm(),
+        ]);
         suppress.push(t.no_speech());
         suppress.retain(|&id| (id as usize) < model.dims.n_vocab);
         suppress.sort_unstable();
         suppress.dedup();
         let mut blank = t.encode(" ");
         blank.push(t.eot());
-        DecoderContext { model, rt, tokenizer, suppress, blank }
+        DecoderContext {
+            model,
+            rt,
+            tokenizer,
+            suppress,
+            blank,
+        }
     }
 
     /// The start-of-transcript sequence for a language and task (`[sot]` on English-only models).
@@ -122,10 +134,19 @@ impl<'a> DecoderContext<'a> {
         let t = self.tokenizer;
         let dims = &self.model.dims;
         let mut cache = self.model.decoder.new_cache(self.rt, dims, audio, 1)?;
-        let logits = self.model.decoder.forward(self.rt, dims, &[vec![t.sot()]], &mut cache, &[0])?;
+        let logits =
+            self.model
+                .decoder
+                .forward(self.rt, dims, &[vec![t.sot()]], &mut cache, &[0])?;
         let langs = t.languages();
-        let max = langs.iter().map(|(_, id)| logits[*id as usize]).fold(f32::NEG_INFINITY, f32::max);
-        let total: f32 = langs.iter().map(|(_, id)| (logits[*id as usize] - max).exp()).sum();
+        let max = langs
+            .iter()
+            .map(|(_, id)| logits[*id as usize])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let total: f32 = langs
+            .iter()
+            .map(|(_, id)| (logits[*id as usize] - max).exp())
+            .sum();
         let (code, id) = langs
             .iter()
             .max_by(|a, b| logits[a.1 as usize].total_cmp(&logits[b.1 as usize]))
@@ -137,15 +158,26 @@ impl<'a> DecoderContext<'a> {
     /// Decodes one window, trying each temperature of `opts` until the result passes the
     /// compression-ratio and log-probability thresholds (`decode_with_fallback` in Whisper). When
     /// every temperature fails, the likeliest result that is not too repetitive is kept.
-    pub fn decode_with_fallback(&self, audio: &[f32], prompt: &[u32], sot_sequence: &[u32], opts: &DecodeOptions) -> Result<DecodeResult, ModelError> {
+    pub fn decode_with_fallback(
+        &self,
+        audio: &[f32],
+        prompt: &[u32],
+        sot_sequence: &[u32],
+        opts: &DecodeOptions,
+    ) -> Result<DecodeResult, ModelError> {
         let mut all = Vec::new();
         let mut not_repetitive = Vec::new();
         for &temperature in &opts.temperatures {
             let r = self.decode(audio, prompt, sot_sequence, opts, temperature)?;
-            let too_repetitive = opts.compression_ratio_threshold.is_some_and(|th| r.compression_ratio > th);
+            let too_repetitive = opts
+                .compression_ratio_threshold
+                .is_some_and(|th| r.compression_ratio > th);
             let too_unlikely = opts.logprob_threshold.is_some_and(|th| r.avg_logprob < th);
             // Silence: no retry; the caller skips the window.
-            let silent = opts.no_speech_threshold.is_some_and(|th| r.no_speech_prob > th) && too_unlikely;
+            let silent = opts
+                .no_speech_threshold
+                .is_some_and(|th| r.no_speech_prob > th)
+                && too_unlikely;
             if silent || (!too_repetitive && !too_unlikely) {
                 return Ok(r);
             }
@@ -155,7 +187,11 @@ impl<'a> DecoderContext<'a> {
             all.push(r);
         }
         let last_temperature = all.last().map_or(0.0, |r| r.temperature);
-        let pool = if not_repetitive.is_empty() { all } else { not_repetitive };
+        let pool = if not_repetitive.is_empty() {
+            all
+        } else {
+            not_repetitive
+        };
         let mut best = pool
             .into_iter()
             .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
@@ -166,7 +202,14 @@ impl<'a> DecoderContext<'a> {
     }
 
     /// Decodes one window at one temperature.
-    pub fn decode(&self, audio: &[f32], prompt: &[u32], sot_sequence: &[u32], opts: &DecodeOptions, temperature: f32) -> Result<DecodeResult, ModelError> {
+    pub fn decode(
+        &self,
+        audio: &[f32],
+        prompt: &[u32],
+        sot_sequence: &[u32],
+        opts: &DecodeOptions,
+        temperature: f32,
+    ) -> Result<DecodeResult, ModelError> {
         let t = self.tokenizer;
         let dims = &self.model.dims;
         let sample_len = dims.n_text_ctx / 2;
@@ -186,11 +229,23 @@ impl<'a> DecoderContext<'a> {
         let sample_begin = initial.len();
 
         let beam = temperature == 0.0 && opts.beam_size > 1;
-        let n_group = if beam { opts.beam_size } else if temperature > 0.0 { opts.best_of.max(1) } else { 1 };
+        let n_group = if beam {
+            opts.beam_size
+        } else if temperature > 0.0 {
+            opts.best_of.max(1)
+        } else {
+            1
+        };
 
         // The prompt is the same for every sequence: run it once, then copy the cache.
         let mut cache = self.model.decoder.new_cache(self.rt, dims, audio, 1)?;
-        let first = self.model.decoder.forward(self.rt, dims, &[initial.clone()], &mut cache, &[sot_index, sample_begin - 1])?;
+        let first = self.model.decoder.forward(
+            self.rt,
+            dims,
+            &[initial.clone()],
+            &mut cache,
+            &[sot_index, sample_begin - 1],
+        )?;
         let v = dims.n_vocab;
         let no_speech_prob = softmax_at(&first[..v], t.no_speech() as usize);
         let first_logits = first[v..2 * v].to_vec();
@@ -206,7 +261,11 @@ impl<'a> DecoderContext<'a> {
         let mut search = if beam {
             Search::Beam(BeamSearch::new(opts.beam_size, opts.patience, t.eot()))
         } else {
-            Search::Sample(Sampler { temperature, rng: StdRng::seed_from_u64(opts.seed), eot: t.eot() })
+            Search::Sample(Box::new(Sampler {
+                temperature,
+                rng: StdRng::seed_from_u64(opts.seed),
+                eot: t.eot(),
+            }))
         };
 
         let mut tokens: Vec<Vec<u32>> = vec![initial.clone(); n_group];
@@ -224,23 +283,40 @@ impl<'a> DecoderContext<'a> {
                 }
                 Search::Sample(s) => s.update(&mut tokens, &mut sum_logprobs, &logits, v),
             };
-            if finished || tokens.is_empty() || tokens[0].len() >= dims.n_text_ctx || step + 1 == sample_len {
+            if finished
+                || tokens.is_empty()
+                || tokens[0].len() >= dims.n_text_ctx
+                || step + 1 == sample_len
+            {
                 break;
             }
-            let next: Vec<Vec<u32>> = tokens.iter().map(|seq| vec![*seq.last().unwrap()]).collect();
-            logits = self.model.decoder.forward(self.rt, dims, &next, &mut cache, &[0])?;
+            let next: Vec<Vec<u32>> = tokens
+                .iter()
+                .map(|seq| vec![*seq.last().unwrap()])
+                .collect();
+            logits = self
+                .model
+                .decoder
+                .forward(self.rt, dims, &next, &mut cache, &[0])?;
         }
 
         // Candidates: sampled tokens up to (not including) end-of-text, with their scores.
         let candidates: Vec<(Vec<u32>, f32)> = match search {
             Search::Beam(b) => b.finalize(&tokens, &sum_logprobs),
-            Search::Sample(_) => tokens.iter().cloned().zip(sum_logprobs.iter().copied()).collect(),
+            Search::Sample(_) => tokens
+                .iter()
+                .cloned()
+                .zip(sum_logprobs.iter().copied())
+                .collect(),
         };
         let candidates: Vec<(Vec<u32>, f32)> = candidates
             .into_iter()
             .map(|(seq, lp)| {
                 let sampled = &seq[sample_begin..];
-                let end = sampled.iter().position(|&x| x == t.eot()).unwrap_or(sampled.len());
+                let end = sampled
+                    .iter()
+                    .position(|&x| x == t.eot())
+                    .unwrap_or(sampled.len());
                 (sampled[..end].to_vec(), lp)
             })
             .collect();
@@ -331,7 +407,13 @@ impl LogitFilters<'_, '_> {
     /// `ApplyTimestampRules`: timestamps come in pairs (except before end-of-text), never
     /// decrease, the first token is a timestamp no later than `max_initial_timestamp`, and a
     /// timestamp is forced when timestamps together are likelier than any text token.
-    fn apply_timestamp_rules(&self, sampled: &[u32], at_begin: bool, logits: &mut [f32], t: &WhisperTokenizer) {
+    fn apply_timestamp_rules(
+        &self,
+        sampled: &[u32],
+        at_begin: bool,
+        logits: &mut [f32],
+        t: &WhisperTokenizer,
+    ) {
         let ts_begin = t.timestamp_begin() as usize;
         let eot = t.eot() as usize;
         logits[t.no_timestamps() as usize] = f32::NEG_INFINITY;
@@ -348,7 +430,11 @@ impl LogitFilters<'_, '_> {
         }
         if let Some(&last_ts) = sampled.iter().rev().find(|&&x| is_ts(x)) {
             // Forbid going back in time, and force each segment to have a nonzero length.
-            let limit = if last_was_ts && !penultimate_was_ts { last_ts } else { last_ts + 1 };
+            let limit = if last_was_ts && !penultimate_was_ts {
+                last_ts
+            } else {
+                last_ts + 1
+            };
             let limit = (limit as usize).min(logits.len());
             logits[ts_begin..limit].fill(f32::NEG_INFINITY);
         }
@@ -365,13 +451,24 @@ impl LogitFilters<'_, '_> {
             return;
         }
         let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-        let ts_max = logits[ts_begin..].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let ts_max = logits[ts_begin..]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         let ts_lse = if ts_max == f32::NEG_INFINITY {
             f32::NEG_INFINITY
         } else {
-            ts_max + logits[ts_begin..].iter().map(|&l| (l - ts_max).exp()).sum::<f32>().ln()
+            ts_max
+                + logits[ts_begin..]
+                    .iter()
+                    .map(|&l| (l - ts_max).exp())
+                    .sum::<f32>()
+                    .ln()
         };
-        let text_max = logits[..ts_begin].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let text_max = logits[..ts_begin]
+            .iter()
+            .copied()
+            .fold(f32::NEG_INFINITY, f32::max);
         if ts_lse - lse > text_max - lse {
             logits[..ts_begin].fill(f32::NEG_INFINITY);
         }
@@ -380,7 +477,7 @@ impl LogitFilters<'_, '_> {
 
 enum Search {
     Beam(BeamSearch),
-    Sample(Sampler),
+    Sample(Box<Sampler>),
 }
 
 /// Greedy decoding (temperature 0) or sampling from the tempered distribution.
@@ -392,7 +489,13 @@ struct Sampler {
 
 impl Sampler {
     /// Appends one token to every sequence; returns whether all have ended.
-    fn update(&mut self, tokens: &mut [Vec<u32>], sum_logprobs: &mut [f32], logits: &[f32], v: usize) -> bool {
+    fn update(
+        &mut self,
+        tokens: &mut [Vec<u32>],
+        sum_logprobs: &mut [f32],
+        logits: &[f32],
+        v: usize,
+    ) -> bool {
         let mut logprobs = Vec::with_capacity(v);
         for (k, row) in logits.chunks(v).enumerate() {
             let seq = &mut tokens[k];
@@ -414,7 +517,10 @@ impl Sampler {
 
     fn sample(&mut self, row: &[f32]) -> usize {
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let weights: Vec<f32> = row.iter().map(|&l| ((l - max) / self.temperature).exp()).collect();
+        let weights: Vec<f32> = row
+            .iter()
+            .map(|&l| ((l - max) / self.temperature).exp())
+            .collect();
         let total: f32 = weights.iter().sum();
         let mut r = self.rng.random::<f32>() * total;
         for (i, &w) in weights.iter().enumerate() {
@@ -449,12 +555,23 @@ struct BeamSearch {
 impl BeamSearch {
     fn new(beam_size: usize, patience: f32, eot: u32) -> Self {
         let max_candidates = ((beam_size as f32 * patience).round() as usize).max(1);
-        BeamSearch { beam_size, max_candidates, eot, finished: Vec::new() }
+        BeamSearch {
+            beam_size,
+            max_candidates,
+            eot,
+            finished: Vec::new(),
+        }
     }
 
     /// Extends every beam by its best tokens, keeps the best `beam_size` unfinished sequences
     /// and returns, for each new beam, the index of the beam it came from.
-    fn update(&mut self, tokens: &mut Vec<Vec<u32>>, sum_logprobs: &mut Vec<f32>, logits: &[f32], v: usize) -> Vec<usize> {
+    fn update(
+        &mut self,
+        tokens: &mut Vec<Vec<u32>>,
+        sum_logprobs: &mut Vec<f32>,
+        logits: &[f32],
+        v: usize,
+    ) -> Vec<usize> {
         // Candidates keyed by their full sequence, so identical beams (the first step) merge.
         let mut scores: HashMap<Vec<u32>, (f32, usize)> = HashMap::new();
         let mut logprobs = Vec::with_capacity(v);
@@ -549,7 +666,9 @@ mod tests {
 
     #[test]
     fn compression_ratio_flags_repetition() {
-        let normal = compression_ratio("And so my fellow Americans, ask not what your country can do for you.");
+        let normal = compression_ratio(
+            "And so my fellow Americans, ask not what your country can do for you.",
+        );
         let looped = compression_ratio(&"thank you ".repeat(40));
         assert!(normal < 2.4, "{normal}");
         assert!(looped > 2.4, "{looped}");

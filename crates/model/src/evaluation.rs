@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::audio;
 use crate::decoding::DecodeOptions;
-use crate::eval::{Clip, EnglishTextNormalizer, WordErrors, word_errors};
+use crate::eval::{word_errors, Clip, EnglishTextNormalizer, WordErrors};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::transcribe::{NoProgress, StageTimes};
 
@@ -19,7 +19,7 @@ pub enum EvalError {
     Transcribe {
         clip: String,
         #[source]
-        source: PipelineError,
+        source: Box<PipelineError>,
     },
 }
 
@@ -69,7 +69,10 @@ pub fn evaluate(
         let start = Instant::now();
         let transcript = pipeline
             .transcribe(&samples, opts, &mut NoProgress, &mut StageTimes::default())
-            .map_err(|source| EvalError::Transcribe { clip: clip.file.clone(), source })?;
+            .map_err(|source| EvalError::Transcribe {
+                clip: clip.file.clone(),
+                source: Box::new(source),
+            })?;
         let wall_seconds = start.elapsed().as_secs_f64();
         let reference = normalizer.normalize(&clip.reference);
         let hypothesis = normalizer.normalize(&transcript.text);
@@ -82,7 +85,11 @@ pub fn evaluate(
             reference,
             hypothesis,
             text: transcript.text,
-            tokens: transcript.segments.iter().flat_map(|s| s.tokens.iter().copied()).collect(),
+            tokens: transcript
+                .segments
+                .iter()
+                .flat_map(|s| s.tokens.iter().copied())
+                .collect(),
             errors: e.errors(),
             reference_words: e.ref_words,
             audio_seconds: samples.len() as f64 / audio::SAMPLE_RATE as f64,

@@ -97,7 +97,13 @@ impl Loader<'_> {
         Ok(t.data)
     }
 
-    fn linear(&mut self, prefix: &str, n_in: usize, n_out: usize, bias: bool) -> Result<Linear, ModelError> {
+    fn linear(
+        &mut self,
+        prefix: &str,
+        n_in: usize,
+        n_out: usize,
+        bias: bool,
+    ) -> Result<Linear, ModelError> {
         let w = self.tensor(&format!("{prefix}.weight"), &[n_out, n_in])?;
         let b = if bias {
             Some(self.tensor(&format!("{prefix}.bias"), &[n_out])?)
@@ -154,21 +160,34 @@ impl Loader<'_> {
     /// The MLP width is 4 × d_model in every released Whisper, but read it from the weights.
     fn ckpt_ffn_dim(&mut self, prefix: &str) -> Result<usize, ModelError> {
         let name = format!("{prefix}.fc1.bias");
-        Ok(self.ckpt.get(&name)?.shape[0])
+        match self.ckpt.shape(&name) {
+            Some(shape) => Ok(shape[0]),
+            None => Err(self.ckpt.get(&name).err().map_or_else(
+                || ModelError::Shape {
+                    name,
+                    got: vec![],
+                    expected: vec![0],
+                },
+                ModelError::from,
+            )),
+        }
     }
 }
 
 impl Whisper {
     /// Packs every weight of `ckpt` for the runtime. Tensors are moved out of the checkpoint.
     pub fn load(ckpt: &mut Checkpoint, rt: &Runtime) -> Result<Whisper, ModelError> {
-        let dims = ckpt.dims.clone();
+        let dims = ckpt.dims;
         let mut ld = Loader { ckpt, rt };
         let (da, dt) = (dims.n_audio_state, dims.n_text_state);
 
         let encoder = Encoder {
             conv1: ld.conv("model.encoder.conv1", dims.n_mels, da)?,
             conv2: ld.conv("model.encoder.conv2", da, da)?,
-            positions: ld.tensor("model.encoder.embed_positions.weight", &[dims.n_audio_ctx, da])?,
+            positions: ld.tensor(
+                "model.encoder.embed_positions.weight",
+                &[dims.n_audio_ctx, da],
+            )?,
             blocks: (0..dims.n_audio_layer)
                 .map(|i| ld.block(&format!("model.encoder.layers.{i}"), da, false))
                 .collect::<Result<_, _>>()?,
@@ -181,7 +200,10 @@ impl Whisper {
         let decoder = Decoder {
             token_embedding,
             lm_head,
-            positions: ld.tensor("model.decoder.embed_positions.weight", &[dims.n_text_ctx, dt])?,
+            positions: ld.tensor(
+                "model.decoder.embed_positions.weight",
+                &[dims.n_text_ctx, dt],
+            )?,
             blocks: (0..dims.n_text_layer)
                 .map(|i| ld.block(&format!("model.decoder.layers.{i}"), dt, true))
                 .collect::<Result<_, _>>()?,
@@ -195,27 +217,56 @@ impl Whisper {
     }
 }
 
-fn layernorm(rt: &Runtime, op: &str, x: &[f32], rows: usize, n: &Norm, out: &mut [f32]) -> Result<(), RuntimeError> {
+fn layernorm(
+    rt: &Runtime,
+    op: &str,
+    x: &[f32],
+    rows: usize,
+    n: &Norm,
+    out: &mut [f32],
+) -> Result<(), RuntimeError> {
     rt.layernorm(op, x, rows, n.gamma.len(), &n.gamma, &n.beta, LN_EPS, out)
 }
 
 impl Encoder {
     /// Encodes one window of log-mel frames (`mel`: `[n_mels][n_frames]`, n_frames = 2 × n_audio_ctx)
     /// into `[n_audio_ctx, d_model]` audio features. Mirrors `AudioEncoder.forward`.
-    pub fn forward(&self, rt: &Runtime, dims: &ModelDims, mel: &[f32]) -> Result<Vec<f32>, ModelError> {
+    pub fn forward(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        mel: &[f32],
+    ) -> Result<Vec<f32>, ModelError> {
         let (n_mels, d, n_ctx) = (dims.n_mels, dims.n_audio_state, dims.n_audio_ctx);
         let n_frames = 2 * n_ctx;
-        assert_eq!(mel.len(), n_mels * n_frames, "mel window must be n_mels x {n_frames}");
+        assert_eq!(
+            mel.len(),
+            n_mels * n_frames,
+            "mel window must be n_mels x {n_frames}"
+        );
 
         // conv1: kernel 3, stride 1, padding 1, then GELU.
         let patches = im2col(n_frames, n_frames, 1, n_mels, |t, c| mel[c * n_frames + t]);
         let mut h1 = vec![0.0; n_frames * d];
-        let gelu = Epilogue { gelu: true, residual: None };
-        rt.matmul("encoder.conv1", &patches, n_frames, &self.conv1, gelu, &mut h1)?;
+        let gelu = Epilogue {
+            gelu: true,
+            residual: None,
+        };
+        rt.matmul(
+            "encoder.conv1",
+            &patches,
+            n_frames,
+            &self.conv1,
+            gelu,
+            &mut h1,
+        )?;
         // conv2: kernel 3, stride 2, padding 1, then GELU.
         let patches = im2col(n_frames, n_ctx, 2, d, |t, c| h1[t * d + c]);
         let mut x = vec![0.0; n_ctx * d];
-        let gelu = Epilogue { gelu: true, residual: None };
+        let gelu = Epilogue {
+            gelu: true,
+            residual: None,
+        };
         rt.matmul("encoder.conv2", &patches, n_ctx, &self.conv2, gelu, &mut x)?;
         for (xi, pi) in x.iter_mut().zip(&self.positions) {
             *xi += pi;
@@ -235,13 +286,21 @@ impl Encoder {
 
 /// Builds `[out_len, channels * 3]` patches of a kernel-3, padding-1 convolution with `stride`
 /// over an input of `in_len` time steps; `at(t, c)` reads the input.
-fn im2col(in_len: usize, out_len: usize, stride: usize, channels: usize, at: impl Fn(usize, usize) -> f32) -> Vec<f32> {
+fn im2col(
+    in_len: usize,
+    out_len: usize,
+    stride: usize,
+    channels: usize,
+    at: impl Fn(usize, usize) -> f32,
+) -> Vec<f32> {
     let mut p = vec![0.0; out_len * channels * 3];
     for o in 0..out_len {
         let row = &mut p[o * channels * 3..(o + 1) * channels * 3];
         for j in 0..3 {
             // Input index o*stride + j - 1 (padding 1).
-            let Some(t) = (o * stride + j).checked_sub(1) else { continue };
+            let Some(t) = (o * stride + j).checked_sub(1) else {
+                continue;
+            };
             if t >= in_len {
                 continue;
             }
@@ -266,11 +325,25 @@ struct BlockScratch {
 impl BlockScratch {
     fn new(rows: usize, d: usize) -> Self {
         let z = || vec![0.0; rows * d];
-        BlockScratch { ln: z(), q: z(), k: z(), v: z(), attn: z(), tmp: z() }
+        BlockScratch {
+            ln: z(),
+            q: z(),
+            k: z(),
+            v: z(),
+            attn: z(),
+            tmp: z(),
+        }
     }
 
     fn ensure(&mut self, rows: usize, d: usize) {
-        for b in [&mut self.ln, &mut self.q, &mut self.k, &mut self.v, &mut self.attn, &mut self.tmp] {
+        for b in [
+            &mut self.ln,
+            &mut self.q,
+            &mut self.k,
+            &mut self.v,
+            &mut self.attn,
+            &mut self.tmp,
+        ] {
             if b.len() < rows * d {
                 b.resize(rows * d, 0.0);
             }
@@ -280,28 +353,109 @@ impl BlockScratch {
 
 impl Block {
     /// `x = x + attn(ln(x))` with full (non-causal) self-attention: the encoder's blocks.
-    fn self_attention_full(&self, rt: &Runtime, op: &str, heads: usize, x: &mut [f32], rows: usize, s: &mut BlockScratch) -> Result<(), ModelError> {
+    fn self_attention_full(
+        &self,
+        rt: &Runtime,
+        op: &str,
+        heads: usize,
+        x: &mut [f32],
+        rows: usize,
+        s: &mut BlockScratch,
+    ) -> Result<(), ModelError> {
         let d = self.attn_ln.gamma.len();
         let n = rows * d;
-        layernorm(rt, &format!("{op}.attn_ln"), x, rows, &self.attn_ln, &mut s.ln[..n])?;
+        layernorm(
+            rt,
+            &format!("{op}.attn_ln"),
+            x,
+            rows,
+            &self.attn_ln,
+            &mut s.ln[..n],
+        )?;
         let none = Epilogue::default;
-        rt.matmul(&format!("{op}.attn.q"), &s.ln[..n], rows, &self.attn.query, none(), &mut s.q[..n])?;
-        rt.matmul(&format!("{op}.attn.k"), &s.ln[..n], rows, &self.attn.key, none(), &mut s.k[..n])?;
-        rt.matmul(&format!("{op}.attn.v"), &s.ln[..n], rows, &self.attn.value, none(), &mut s.v[..n])?;
-        let p = AttentionParams { heads, head_dim: d / heads, q_len: rows, kv_len: rows, causal_offset: None };
-        rt.attention(&format!("{op}.attn"), &s.q[..n], &s.k[..n], &s.v[..n], p, &mut s.attn[..n])?;
+        rt.matmul(
+            &format!("{op}.attn.q"),
+            &s.ln[..n],
+            rows,
+            &self.attn.query,
+            none(),
+            &mut s.q[..n],
+        )?;
+        rt.matmul(
+            &format!("{op}.attn.k"),
+            &s.ln[..n],
+            rows,
+            &self.attn.key,
+            none(),
+            &mut s.k[..n],
+        )?;
+        rt.matmul(
+            &format!("{op}.attn.v"),
+            &s.ln[..n],
+            rows,
+            &self.attn.value,
+            none(),
+            &mut s.v[..n],
+        )?;
+        let p = AttentionParams {
+            heads,
+            head_dim: d / heads,
+            q_len: rows,
+            kv_len: rows,
+            causal_offset: None,
+        };
+        rt.attention(
+            &format!("{op}.attn"),
+            &s.q[..n],
+            &s.k[..n],
+            &s.v[..n],
+            p,
+            &mut s.attn[..n],
+        )?;
         s.tmp[..n].copy_from_slice(x);
-        let res = Epilogue { gelu: false, residual: Some(&s.tmp[..n]) };
-        rt.matmul(&format!("{op}.attn.out"), &s.attn[..n], rows, &self.attn.out, res, x)?;
+        let res = Epilogue {
+            gelu: false,
+            residual: Some(&s.tmp[..n]),
+        };
+        rt.matmul(
+            &format!("{op}.attn.out"),
+            &s.attn[..n],
+            rows,
+            &self.attn.out,
+            res,
+            x,
+        )?;
         Ok(())
     }
 
     /// `x = x + mlp(ln(x))`, the MLP run as one fused FFN kernel.
-    fn mlp(&self, rt: &Runtime, op: &str, x: &mut [f32], rows: usize, s: &mut BlockScratch) -> Result<(), ModelError> {
+    fn mlp(
+        &self,
+        rt: &Runtime,
+        op: &str,
+        x: &mut [f32],
+        rows: usize,
+        s: &mut BlockScratch,
+    ) -> Result<(), ModelError> {
         let n = x.len();
-        layernorm(rt, &format!("{op}.mlp_ln"), x, rows, &self.mlp_ln, &mut s.ln[..n])?;
+        layernorm(
+            rt,
+            &format!("{op}.mlp_ln"),
+            x,
+            rows,
+            &self.mlp_ln,
+            &mut s.ln[..n],
+        )?;
         s.tmp[..n].copy_from_slice(x);
-        rt.ffn(&format!("{op}.mlp"), &s.ln[..n], rows, &self.fc1, &self.fc2, &s.tmp[..n], x)?;
+        rt.ffn(
+            &format!("{op}.mlp"),
+            &s.ln[..n],
+            rows,
+            &self.fc1,
+            &self.fc2,
+            &s.tmp[..n],
+            x,
+        )?;
         Ok(())
     }
 }
@@ -362,16 +516,39 @@ impl KvCache {
 impl Decoder {
     /// Computes the cross-attention keys and values of every layer for one window of encoder
     /// output and returns an empty cache for `batch` sequences.
-    pub fn new_cache(&self, rt: &Runtime, dims: &ModelDims, audio: &[f32], batch: usize) -> Result<KvCache, ModelError> {
+    pub fn new_cache(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        audio: &[f32],
+        batch: usize,
+    ) -> Result<KvCache, ModelError> {
         let (d, n_audio) = (dims.n_text_state, dims.n_audio_ctx);
         let mut cross_k = Vec::with_capacity(self.blocks.len());
         let mut cross_v = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.iter().enumerate() {
-            let (_, cross) = block.cross.as_ref().expect("decoder blocks have cross-attention");
+            let (_, cross) = block
+                .cross
+                .as_ref()
+                .expect("decoder blocks have cross-attention");
             let mut k = vec![0.0; n_audio * d];
             let mut v = vec![0.0; n_audio * d];
-            rt.matmul(&format!("decoder.{i}.cross.k"), audio, n_audio, &cross.key, Epilogue::default(), &mut k)?;
-            rt.matmul(&format!("decoder.{i}.cross.v"), audio, n_audio, &cross.value, Epilogue::default(), &mut v)?;
+            rt.matmul(
+                &format!("decoder.{i}.cross.k"),
+                audio,
+                n_audio,
+                &cross.key,
+                Epilogue::default(),
+                &mut k,
+            )?;
+            rt.matmul(
+                &format!("decoder.{i}.cross.v"),
+                audio,
+                n_audio,
+                &cross.value,
+                Epilogue::default(),
+                &mut v,
+            )?;
             cross_k.push(k);
             cross_v.push(v);
         }
@@ -391,14 +568,28 @@ impl Decoder {
     /// positions `cache.len..cache.len + q_len`, appends their keys and values to the cache, and
     /// returns the logits of the rows selected by `logit_rows` (indices into 0..q_len) of every
     /// sequence: `[batch][logit_rows.len()][n_vocab]`, flattened.
-    pub fn forward(&self, rt: &Runtime, dims: &ModelDims, tokens: &[Vec<u32>], cache: &mut KvCache, logit_rows: &[usize]) -> Result<Vec<f32>, ModelError> {
+    pub fn forward(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        tokens: &[Vec<u32>],
+        cache: &mut KvCache,
+        logit_rows: &[usize],
+    ) -> Result<Vec<f32>, ModelError> {
         let batch = tokens.len();
-        assert_eq!(batch, cache.batch(), "token batch must match the cache's batch");
+        assert_eq!(
+            batch,
+            cache.batch(),
+            "token batch must match the cache's batch"
+        );
         let q_len = tokens[0].len();
         let (d, heads) = (dims.n_text_state, dims.n_text_head);
         let offset = cache.len;
         if offset + q_len > dims.n_text_ctx {
-            return Err(ModelError::ContextOverflow { len: offset + q_len, max: dims.n_text_ctx });
+            return Err(ModelError::ContextOverflow {
+                len: offset + q_len,
+                max: dims.n_text_ctx,
+            });
         }
         let rows = batch * q_len;
         let n = rows * d;
@@ -406,7 +597,11 @@ impl Decoder {
         // Token embedding plus learned position embedding.
         let mut x = vec![0.0; n];
         for (b, seq) in tokens.iter().enumerate() {
-            assert_eq!(seq.len(), q_len, "every sequence of a batch has the same length");
+            assert_eq!(
+                seq.len(),
+                q_len,
+                "every sequence of a batch has the same length"
+            );
             for (t, &tok) in seq.iter().enumerate() {
                 let row = &mut x[(b * q_len + t) * d..(b * q_len + t + 1) * d];
                 let emb = &self.token_embedding[tok as usize * d..(tok as usize + 1) * d];
@@ -423,31 +618,122 @@ impl Decoder {
         for (i, block) in self.blocks.iter().enumerate() {
             let op = format!("decoder.{i}");
             // Causal self-attention over the cache plus the new positions.
-            layernorm(rt, &format!("{op}.attn_ln"), &x, rows, &block.attn_ln, &mut s.ln[..n])?;
-            rt.matmul(&format!("{op}.attn.q"), &s.ln[..n], rows, &block.attn.query, Epilogue::default(), &mut s.q[..n])?;
-            rt.matmul(&format!("{op}.attn.k"), &s.ln[..n], rows, &block.attn.key, Epilogue::default(), &mut s.k[..n])?;
-            rt.matmul(&format!("{op}.attn.v"), &s.ln[..n], rows, &block.attn.value, Epilogue::default(), &mut s.v[..n])?;
+            layernorm(
+                rt,
+                &format!("{op}.attn_ln"),
+                &x,
+                rows,
+                &block.attn_ln,
+                &mut s.ln[..n],
+            )?;
+            rt.matmul(
+                &format!("{op}.attn.q"),
+                &s.ln[..n],
+                rows,
+                &block.attn.query,
+                Epilogue::default(),
+                &mut s.q[..n],
+            )?;
+            rt.matmul(
+                &format!("{op}.attn.k"),
+                &s.ln[..n],
+                rows,
+                &block.attn.key,
+                Epilogue::default(),
+                &mut s.k[..n],
+            )?;
+            rt.matmul(
+                &format!("{op}.attn.v"),
+                &s.ln[..n],
+                rows,
+                &block.attn.value,
+                Epilogue::default(),
+                &mut s.v[..n],
+            )?;
             for b in 0..batch {
                 let new = b * q_len * d..(b + 1) * q_len * d;
                 let slot = offset * d..(offset + q_len) * d;
                 cache.self_k[i][b][slot.clone()].copy_from_slice(&s.k[new.clone()]);
                 cache.self_v[i][b][slot].copy_from_slice(&s.v[new.clone()]);
-                let p = AttentionParams { heads, head_dim: hd, q_len, kv_len: offset + q_len, causal_offset: Some(offset) };
-                rt.attention(&format!("{op}.attn"), &s.q[new.clone()], &cache.self_k[i][b], &cache.self_v[i][b], p, &mut s.attn[new])?;
+                let p = AttentionParams {
+                    heads,
+                    head_dim: hd,
+                    q_len,
+                    kv_len: offset + q_len,
+                    causal_offset: Some(offset),
+                };
+                rt.attention(
+                    &format!("{op}.attn"),
+                    &s.q[new.clone()],
+                    &cache.self_k[i][b],
+                    &cache.self_v[i][b],
+                    p,
+                    &mut s.attn[new],
+                )?;
             }
             s.tmp[..n].copy_from_slice(&x);
-            let res = Epilogue { gelu: false, residual: Some(&s.tmp[..n]) };
-            rt.matmul(&format!("{op}.attn.out"), &s.attn[..n], rows, &block.attn.out, res, &mut x)?;
+            let res = Epilogue {
+                gelu: false,
+                residual: Some(&s.tmp[..n]),
+            };
+            rt.matmul(
+                &format!("{op}.attn.out"),
+                &s.attn[..n],
+                rows,
+                &block.attn.out,
+                res,
+                &mut x,
+            )?;
 
             // Cross-attention: every row of every sequence attends to the same audio features.
-            let (cross_ln, cross) = block.cross.as_ref().expect("decoder blocks have cross-attention");
-            layernorm(rt, &format!("{op}.cross_ln"), &x, rows, cross_ln, &mut s.ln[..n])?;
-            rt.matmul(&format!("{op}.cross.q"), &s.ln[..n], rows, &cross.query, Epilogue::default(), &mut s.q[..n])?;
-            let p = AttentionParams { heads, head_dim: hd, q_len: rows, kv_len: cache.n_audio_ctx, causal_offset: None };
-            rt.attention(&format!("{op}.cross"), &s.q[..n], &cache.cross_k[i], &cache.cross_v[i], p, &mut s.attn[..n])?;
+            let (cross_ln, cross) = block
+                .cross
+                .as_ref()
+                .expect("decoder blocks have cross-attention");
+            layernorm(
+                rt,
+                &format!("{op}.cross_ln"),
+                &x,
+                rows,
+                cross_ln,
+                &mut s.ln[..n],
+            )?;
+            rt.matmul(
+                &format!("{op}.cross.q"),
+                &s.ln[..n],
+                rows,
+                &cross.query,
+                Epilogue::default(),
+                &mut s.q[..n],
+            )?;
+            let p = AttentionParams {
+                heads,
+                head_dim: hd,
+                q_len: rows,
+                kv_len: cache.n_audio_ctx,
+                causal_offset: None,
+            };
+            rt.attention(
+                &format!("{op}.cross"),
+                &s.q[..n],
+                &cache.cross_k[i],
+                &cache.cross_v[i],
+                p,
+                &mut s.attn[..n],
+            )?;
             s.tmp[..n].copy_from_slice(&x);
-            let res = Epilogue { gelu: false, residual: Some(&s.tmp[..n]) };
-            rt.matmul(&format!("{op}.cross.out"), &s.attn[..n], rows, &cross.out, res, &mut x)?;
+            let res = Epilogue {
+                gelu: false,
+                residual: Some(&s.tmp[..n]),
+            };
+            rt.matmul(
+                &format!("{op}.cross.out"),
+                &s.attn[..n],
+                rows,
+                &cross.out,
+                res,
+                &mut x,
+            )?;
 
             block.mlp(rt, &op, &mut x, rows, &mut s)?;
         }
@@ -462,7 +748,14 @@ impl Decoder {
         let mut normed = vec![0.0; out_rows * d];
         layernorm(rt, "decoder.ln", &picked, out_rows, &self.ln, &mut normed)?;
         let mut logits = vec![0.0; out_rows * dims.n_vocab];
-        rt.lm_head("decoder.lm_head", &normed, out_rows, &self.lm_head, None, &mut logits)?;
+        rt.lm_head(
+            "decoder.lm_head",
+            &normed,
+            out_rows,
+            &self.lm_head,
+            None,
+            &mut logits,
+        )?;
         Ok(logits)
     }
 }

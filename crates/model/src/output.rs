@@ -16,7 +16,11 @@ pub enum Format {
 /// Renders a transcript in `format`.
 pub fn render(t: &Transcript, format: Format) -> String {
     match format {
-        Format::Txt => t.segments.iter().map(|s| format!("{}\n", s.text.trim())).collect(),
+        Format::Txt => t
+            .segments
+            .iter()
+            .map(|s| format!("{}\n", s.text.trim()))
+            .collect(),
         Format::Srt => {
             let mut out = String::new();
             for (i, s) in t.segments.iter().enumerate() {
@@ -34,7 +38,13 @@ pub fn render(t: &Transcript, format: Format) -> String {
         Format::Vtt => {
             let mut out = String::from("WEBVTT\n\n");
             for s in &t.segments {
-                let _ = write!(out, "{} --> {}\n{}\n\n", timestamp(s.start, '.'), timestamp(s.end, '.'), s.text.trim());
+                let _ = write!(
+                    out,
+                    "{} --> {}\n{}\n\n",
+                    timestamp(s.start, '.'),
+                    timestamp(s.end, '.'),
+                    s.text.trim()
+                );
             }
             out
         }
@@ -71,7 +81,10 @@ mod tests {
             text: " Hello. World.".into(),
             language: "en".into(),
             duration: 3725.5,
-            segments: vec![seg(0, 0.0, 1.5, " Hello."), seg(1, 3723.25, 3725.5, " World.")],
+            segments: vec![
+                seg(0, 0.0, 1.5, " Hello."),
+                seg(1, 3723.25, 3725.5, " World."),
+            ],
         }
     }
 
@@ -88,7 +101,8 @@ mod tests {
             render(&t, Format::Srt),
             "1\n00:00:00,000 --> 00:00:01,500\nHello.\n\n2\n01:02:03,250 --> 01:02:05,500\nWorld.\n\n"
         );
-        assert!(render(&t, Format::Vtt).starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello.\n\n"));
+        assert!(render(&t, Format::Vtt)
+            .starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello.\n\n"));
         assert_eq!(render(&t, Format::Txt), "Hello.\nWorld.\n");
         let json: serde_json::Value = serde_json::from_str(&render(&t, Format::Json)).unwrap();
         assert_eq!(json["segments"][1]["end"], 3725.5);

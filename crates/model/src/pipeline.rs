@@ -40,7 +40,11 @@ impl Pipeline {
         let mut ckpt = Checkpoint::load(dir)?;
         let model = Whisper::load(&mut ckpt, &rt)?;
         let tokenizer = WhisperTokenizer::from_dir(dir)?;
-        Ok(Pipeline { rt, model, tokenizer })
+        Ok(Pipeline {
+            rt,
+            model,
+            tokenizer,
+        })
     }
 
     /// Checks decoding options against this model (language known, English-only models).
@@ -58,9 +62,17 @@ impl Pipeline {
     }
 
     /// Transcribes 16 kHz mono samples.
-    pub fn transcribe(&self, samples: &[f32], opts: &DecodeOptions, progress: &mut dyn Progress, times: &mut StageTimes) -> Result<Transcript, PipelineError> {
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        opts: &DecodeOptions,
+        progress: &mut dyn Progress,
+        times: &mut StageTimes,
+    ) -> Result<Transcript, PipelineError> {
         self.check_options(opts)?;
         let ctx = DecoderContext::new(&self.model, &self.rt, &self.tokenizer);
-        Ok(transcribe::transcribe_audio(&ctx, samples, opts, progress, times)?)
+        Ok(transcribe::transcribe_audio(
+            &ctx, samples, opts, progress, times,
+        )?)
     }
 }

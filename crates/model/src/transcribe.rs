@@ -139,8 +139,12 @@ pub fn transcribe(
         times.decoded_tokens += result.tokens.len() + 1;
 
         // Silence: skip the window unless the text was confidently decoded anyway.
-        let silent = opts.no_speech_threshold.is_some_and(|th| result.no_speech_prob > th)
-            && !opts.logprob_threshold.is_some_and(|th| result.avg_logprob > th);
+        let silent = opts
+            .no_speech_threshold
+            .is_some_and(|th| result.no_speech_prob > th)
+            && !opts
+                .logprob_threshold
+                .is_some_and(|th| result.avg_logprob > th);
         if silent {
             seek += segment_size;
             progress.advance(seek.min(content_frames), content_frames);
@@ -150,9 +154,12 @@ pub fn transcribe(
         let previous_seek = seek;
         let tokens = &result.tokens;
         let is_ts: Vec<bool> = tokens.iter().map(|&t| t >= ts_begin).collect();
-        let single_timestamp_ending = is_ts.len() >= 2 && !is_ts[is_ts.len() - 2] && is_ts[is_ts.len() - 1];
+        let single_timestamp_ending =
+            is_ts.len() >= 2 && !is_ts[is_ts.len() - 2] && is_ts[is_ts.len() - 1];
         // Indices where a timestamp pair (end of one segment, start of the next) splits the text.
-        let consecutive: Vec<usize> = (1..is_ts.len()).filter(|&i| is_ts[i - 1] && is_ts[i]).collect();
+        let consecutive: Vec<usize> = (1..is_ts.len())
+            .filter(|&i| is_ts[i - 1] && is_ts[i])
+            .collect();
 
         let mut current: Vec<Segment> = Vec::new();
         let ts_seconds = |tok: u32| (tok - ts_begin) as f32 * time_precision;
@@ -183,7 +190,14 @@ pub fn transcribe(
                     duration = ts_seconds(last);
                 }
             }
-            current.push(new_segment(ctx, previous_seek, time_offset, time_offset + duration, tokens, &result));
+            current.push(new_segment(
+                ctx,
+                previous_seek,
+                time_offset,
+                time_offset + duration,
+                tokens,
+                &result,
+            ));
             seek += segment_size;
         }
         if seek <= previous_seek {
@@ -217,7 +231,14 @@ pub fn transcribe(
     })
 }
 
-fn new_segment(ctx: &DecoderContext<'_>, seek: usize, start: f32, end: f32, tokens: &[u32], result: &DecodeResult) -> Segment {
+fn new_segment(
+    ctx: &DecoderContext<'_>,
+    seek: usize,
+    start: f32,
+    end: f32,
+    tokens: &[u32],
+    result: &DecodeResult,
+) -> Segment {
     let eot = ctx.tokenizer.eot();
     let text_tokens: Vec<u32> = tokens.iter().copied().filter(|&t| t < eot).collect();
     Segment {

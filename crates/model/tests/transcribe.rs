@@ -21,15 +21,23 @@ fn speech_dir() -> Option<PathBuf> {
     if dir.join("manifest.tsv").exists() {
         Some(dir)
     } else {
-        eprintln!("\n!!!! SKIPPED: no speech data at {} (the shared data set is missing) !!!!\n", dir.display());
+        eprintln!(
+            "\n!!!! SKIPPED: no speech data at {} (the shared data set is missing) !!!!\n",
+            dir.display()
+        );
         None
     }
 }
 
 fn pipeline(model: &str, numerics: Numerics) -> Pipeline {
     let cache = fetch::default_cache_dir();
-    let dir = fetch::model_dir(model, &cache, true).expect("model available (cargo xtask fetch-model)");
-    let config = RuntimeConfig { backend: BackendKind::Cpu, numerics, ..RuntimeConfig::default() };
+    let dir =
+        fetch::model_dir(model, &cache, true).expect("model available (cargo xtask fetch-model)");
+    let config = RuntimeConfig {
+        backend: BackendKind::Cpu,
+        numerics,
+        ..RuntimeConfig::default()
+    };
     Pipeline::load(&dir, config).expect("model loads")
 }
 
@@ -40,17 +48,23 @@ fn base_f32() -> &'static Pipeline {
 }
 
 fn normalizer() -> EnglishTextNormalizer {
-    let sdist = fetch::fetch_openai_whisper_sdist(&fetch::default_cache_dir()).expect("openai-whisper sdist");
+    let sdist = fetch::fetch_openai_whisper_sdist(&fetch::default_cache_dir())
+        .expect("openai-whisper sdist");
     EnglishTextNormalizer::from_sdist(&sdist).expect("normaliser")
 }
 
 fn english(beam_size: usize) -> DecodeOptions {
-    DecodeOptions { beam_size, language: Some("en".into()), ..DecodeOptions::default() }
+    DecodeOptions {
+        beam_size,
+        language: Some("en".into()),
+        ..DecodeOptions::default()
+    }
 }
 
 fn transcribe(p: &Pipeline, audio: &Path, opts: &DecodeOptions) -> Transcript {
     let samples = load_audio(audio).expect("audio decodes");
-    p.transcribe(&samples, opts, &mut NoProgress, &mut StageTimes::default()).expect("transcribes")
+    p.transcribe(&samples, opts, &mut NoProgress, &mut StageTimes::default())
+        .expect("transcribes")
 }
 
 #[test]
@@ -62,11 +76,25 @@ fn jfk_greedy_tokens_equal_faster_whisper() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|s| s["tokens"].as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32))
+        .flat_map(|s| {
+            s["tokens"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_u64().unwrap() as u32)
+        })
         .collect();
     let t = transcribe(base_f32(), &speech.join("audio16k/jfk.wav"), &english(1));
-    let got: Vec<u32> = t.segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
-    assert_eq!(got, expected, "greedy tokens differ from faster-whisper's\nours: {}", t.text);
+    let got: Vec<u32> = t
+        .segments
+        .iter()
+        .flat_map(|s| s.tokens.iter().copied())
+        .collect();
+    assert_eq!(
+        got, expected,
+        "greedy tokens differ from faster-whisper's\nours: {}",
+        t.text
+    );
 }
 
 #[test]
@@ -75,7 +103,12 @@ fn jfk_beam_search_is_word_exact() {
     let norm = normalizer();
     let t = transcribe(base_f32(), &speech.join("audio16k/jfk.wav"), &english(5));
     let reference = "And so, my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
-    assert_eq!(norm.normalize(&t.text), norm.normalize(reference), "transcript: {}", t.text);
+    assert_eq!(
+        norm.normalize(&t.text),
+        norm.normalize(reference),
+        "transcript: {}",
+        t.text
+    );
 }
 
 /// The 41 English clips: WER no worse than faster-whisper's with the same checkpoint and beam
@@ -106,8 +139,16 @@ fn english_clips_word_error_rate() {
     let greedy = run(base_f32(), 1);
     let beam = run(base_f32(), 5);
     let npu_greedy = run(&pipeline("base", Numerics::Npu), 1);
-    assert!(greedy <= 0.215, "greedy WER {:.2}% is worse than faster-whisper's 21.5%", 100.0 * greedy);
-    assert!(beam <= 0.210, "beam-5 WER {:.2}% is worse than faster-whisper's 21.0%", 100.0 * beam);
+    assert!(
+        greedy <= 0.215,
+        "greedy WER {:.2}% is worse than faster-whisper's 21.5%",
+        100.0 * greedy
+    );
+    assert!(
+        beam <= 0.210,
+        "beam-5 WER {:.2}% is worse than faster-whisper's 21.0%",
+        100.0 * beam
+    );
     assert!(
         (npu_greedy - greedy).abs() <= 0.005,
         "NPU numerics WER {:.2}% is more than 0.5 points from f32's {:.2}%",
@@ -137,7 +178,10 @@ fn long_recording_has_monotonic_timestamps() {
     let audio = speech.join("audio16k/aeneas_de_librivox.wav");
     let duration = load_audio(&audio).unwrap().len() as f64 / 16_000.0;
     assert!(duration > 60.0);
-    let opts = DecodeOptions { beam_size: 1, ..DecodeOptions::default() };
+    let opts = DecodeOptions {
+        beam_size: 1,
+        ..DecodeOptions::default()
+    };
     let t = transcribe(base_f32(), &audio, &opts);
     assert_eq!(t.language, "de", "language detection");
     for format in [Format::Srt, Format::Vtt] {
@@ -145,13 +189,22 @@ fn long_recording_has_monotonic_timestamps() {
         assert!(cues.len() >= 5, "{format:?}: only {} cues", cues.len());
         for (i, &(start, end)) in cues.iter().enumerate() {
             assert!(start < end, "{format:?} cue {i}: {start} !< {end}");
-            assert!(end <= duration + 0.01, "{format:?} cue {i} ends at {end}, after the audio ({duration})");
+            assert!(
+                end <= duration + 0.01,
+                "{format:?} cue {i} ends at {end}, after the audio ({duration})"
+            );
             if i > 0 {
-                assert!(start >= cues[i - 1].1 - 1e-6, "{format:?} cue {i} starts before the previous ended");
+                assert!(
+                    start >= cues[i - 1].1 - 1e-6,
+                    "{format:?} cue {i} starts before the previous ended"
+                );
             }
         }
         // The cues cover the recording: the last ends in its last 10 seconds.
-        assert!(cues.last().unwrap().1 > duration - 10.0, "{format:?}: transcript stops early");
+        assert!(
+            cues.last().unwrap().1 > duration - 10.0,
+            "{format:?}: transcript stops early"
+        );
     }
 }
 
@@ -160,18 +213,44 @@ fn long_recording_has_monotonic_timestamps() {
 #[test]
 fn safetensors_and_ctranslate2_checkpoints_agree() {
     let Some(speech) = speech_dir() else { return };
-    let hf = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/whisper-tiny.en-hf");
+    let hf =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/whisper-tiny.en-hf");
     if !hf.exists() {
-        eprintln!("\n!!!! SKIPPED: no Hugging Face checkpoint at {} !!!!\n", hf.display());
+        eprintln!(
+            "\n!!!! SKIPPED: no Hugging Face checkpoint at {} !!!!\n",
+            hf.display()
+        );
         return;
     }
-    let config = RuntimeConfig { backend: BackendKind::Cpu, ..RuntimeConfig::default() };
+    let config = RuntimeConfig {
+        backend: BackendKind::Cpu,
+        ..RuntimeConfig::default()
+    };
     let from_hf = Pipeline::load(&hf, config).unwrap();
     let from_ct2 = pipeline("tiny.en", Numerics::F32);
     let audio = speech.join("audio16k/mfa_61_70968_0000.wav");
-    let a = transcribe(&from_hf, &audio, &DecodeOptions { beam_size: 1, ..DecodeOptions::default() });
-    let b = transcribe(&from_ct2, &audio, &DecodeOptions { beam_size: 1, ..DecodeOptions::default() });
-    let tokens = |t: &Transcript| t.segments.iter().flat_map(|s| s.tokens.clone()).collect::<Vec<_>>();
+    let a = transcribe(
+        &from_hf,
+        &audio,
+        &DecodeOptions {
+            beam_size: 1,
+            ..DecodeOptions::default()
+        },
+    );
+    let b = transcribe(
+        &from_ct2,
+        &audio,
+        &DecodeOptions {
+            beam_size: 1,
+            ..DecodeOptions::default()
+        },
+    );
+    let tokens = |t: &Transcript| {
+        t.segments
+            .iter()
+            .flat_map(|s| s.tokens.clone())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(tokens(&a), tokens(&b));
     assert!(a.text.to_lowercase().contains("wizard"), "{}", a.text);
 }
