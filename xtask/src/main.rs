@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: the project's command line (see README.md).
 
+mod bench;
 mod build_kernels;
 mod eval;
 mod fetch_model;
@@ -32,9 +33,15 @@ enum Command {
     RunModel(run_model::Args),
     /// Transcribe every clip of a manifest and report word error rate.
     Eval(eval::Args),
+    /// Measure our real-time factor against faster-whisper on the same files and threads.
+    Bench(bench::Args),
     /// Run the whole test suite (installs LLVM/MLIR 22 and fetches the test models first).
     Test(test::Args),
 }
+
+/// Default log filter (override with RUST_LOG).
+const LOG_DEFAULT: &str =
+    "off,xtask=warn,whisper_model=warn,npu_runtime=warn,kernel_build=warn,kernel_spec=warn";
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> std::path::PathBuf {
@@ -49,7 +56,8 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                // Our crates' warnings only: third-party decoders log recoverable oddities.
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_DEFAULT)),
         )
         .init();
     match Cli::parse().command {
@@ -59,5 +67,6 @@ fn main() -> anyhow::Result<()> {
         Command::RunModel(args) => run_model::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }

@@ -66,6 +66,10 @@ pub struct ModelArgs {
     /// Do not condition each window on the previous window's text.
     #[arg(long)]
     pub no_condition_on_previous_text: bool,
+    /// Keep a window whose text copies the previous text (by default it is decoded again
+    /// without the previous text as prompt).
+    #[arg(long)]
+    pub keep_prompt_copies: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -130,6 +134,7 @@ impl LoadedModel {
                 TaskArg::Translate => Task::Translate,
             },
             condition_on_previous_text: !args.no_condition_on_previous_text,
+            redecode_prompt_copies: !args.keep_prompt_copies,
             ..DecodeOptions::default()
         };
         if args.no_fallback {

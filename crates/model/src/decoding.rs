@@ -41,6 +41,9 @@ pub struct DecodeOptions {
     pub logprob_threshold: Option<f32>,
     pub no_speech_threshold: Option<f32>,
     pub condition_on_previous_text: bool,
+    /// Decode a window again without its prompt when its text copies the prompt (see
+    /// [`crate::transcribe::copies_prompt`]).
+    pub redecode_prompt_copies: bool,
     pub without_timestamps: bool,
     /// Latest allowed first timestamp, in seconds.
     pub max_initial_timestamp: f32,
@@ -63,6 +66,7 @@ impl Default for DecodeOptions {
             logprob_threshold: Some(-1.0),
             no_speech_threshold: Some(0.6),
             condition_on_previous_text: true,
+            redecode_prompt_copies: true,
             without_timestamps: false,
             max_initial_timestamp: 1.0,
             suppress_blank: true,

@@ -134,7 +134,19 @@ pub fn transcribe(
 
         let start = Instant::now();
         let prompt = &all_tokens[prompt_reset_since..];
-        let result = ctx.decode_with_fallback(&features, prompt, &sot_sequence, opts)?;
+        let mut result = ctx.decode_with_fallback(&features, prompt, &sot_sequence, opts)?;
+        if opts.redecode_prompt_copies && copies_prompt(&result.tokens, prompt, ctx.tokenizer.eot())
+        {
+            // The previous text is a hint of style and vocabulary; a window that repeats it
+            // verbatim is the decoder looping on its prompt, not what was said. Decode the
+            // window again with no prompt.
+            tracing::debug!(
+                "window at {time_offset:.2}s repeats the previous text ({:?}); decoding it again without the prompt",
+                result.text
+            );
+            times.decoded_tokens += result.tokens.len() + 1;
+            result = ctx.decode_with_fallback(&features, &[], &sot_sequence, opts)?;
+        }
         times.decoder += start.elapsed();
         times.decoded_tokens += result.tokens.len() + 1;
 
@@ -231,6 +243,38 @@ pub fn transcribe(
     })
 }
 
+/// Whether `decoded` mostly copies `prompt`: at least [`COPY_MIN_TOKENS`] of its text tokens,
+/// and at least [`COPY_MIN_FRACTION`] of them, lie in runs of [`COPY_NGRAM`] tokens that also
+/// occur in the prompt. Only text tokens (below `eot`) count; timestamps are ignored.
+///
+/// Whisper's compression-ratio check catches a decoder that loops within one window; this
+/// catches the loop across windows, where the conditioning text is copied instead of the audio
+/// being transcribed (seen on the LibriVox sonnet of the evaluation set, in f32 beam search and
+/// in NPU numerics alike).
+pub fn copies_prompt(decoded: &[u32], prompt: &[u32], eot: u32) -> bool {
+    let text = |t: &[u32]| -> Vec<u32> { t.iter().copied().filter(|&x| x < eot).collect() };
+    let (decoded, prompt) = (text(decoded), text(prompt));
+    if decoded.len() < COPY_MIN_TOKENS || prompt.len() < COPY_NGRAM {
+        return false;
+    }
+    let grams: std::collections::HashSet<&[u32]> = prompt.windows(COPY_NGRAM).collect();
+    let mut covered = vec![false; decoded.len()];
+    for (i, w) in decoded.windows(COPY_NGRAM).enumerate() {
+        if grams.contains(w) {
+            covered[i..i + COPY_NGRAM].fill(true);
+        }
+    }
+    let n = covered.iter().filter(|&&c| c).count();
+    n >= COPY_MIN_TOKENS && n as f32 >= COPY_MIN_FRACTION * decoded.len() as f32
+}
+
+/// Length of the token runs [`copies_prompt`] looks for.
+const COPY_NGRAM: usize = 4;
+/// Fewest copied tokens that count as a copy (short phrases recur naturally).
+const COPY_MIN_TOKENS: usize = 8;
+/// Share of a window's text that must be copied.
+const COPY_MIN_FRACTION: f32 = 0.6;
+
 fn new_segment(
     ctx: &DecoderContext<'_>,
     seek: usize,
@@ -252,5 +296,36 @@ fn new_segment(
         avg_logprob: result.avg_logprob,
         compression_ratio: result.compression_ratio,
         no_speech_prob: result.no_speech_prob,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copies_prompt;
+
+    const EOT: u32 = 50257;
+
+    #[test]
+    fn a_window_that_repeats_its_prompt_is_a_copy() {
+        let prompt: Vec<u32> = (100..140).collect();
+        // Twelve tokens lifted from the prompt (timestamps around them do not matter).
+        let mut decoded = vec![EOT + 100];
+        decoded.extend(110..122);
+        decoded.push(EOT + 150);
+        assert!(copies_prompt(&decoded, &prompt, EOT));
+    }
+
+    #[test]
+    fn new_text_or_short_phrases_are_not_copies() {
+        let prompt: Vec<u32> = (100..140).collect();
+        let fresh: Vec<u32> = (200..230).collect();
+        assert!(!copies_prompt(&fresh, &prompt, EOT));
+        // One recurring four-token phrase in otherwise new text.
+        let mut mixed: Vec<u32> = (200..220).collect();
+        mixed.extend(100..104);
+        assert!(!copies_prompt(&mixed, &prompt, EOT));
+        // Too short to judge.
+        assert!(!copies_prompt(&[100, 101, 102, 103, 104], &prompt, EOT));
+        assert!(!copies_prompt(&(110..122).collect::<Vec<_>>(), &[], EOT));
     }
 }

