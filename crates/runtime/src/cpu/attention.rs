@@ -5,6 +5,7 @@ use rayon::prelude::*;
 
 use super::norm::softmax_row;
 use super::{gemm_f32, with_f32, Blocks, SyncPtr};
+use crate::math::simd_dispatch;
 use crate::numerics;
 use crate::AttentionParams;
 
@@ -35,6 +36,9 @@ pub(crate) fn attention(
     }
 }
 
+/// Most queries the decoding path ([`attention_few_queries`]) takes; more go to the gemm path.
+const FEW_QUERIES: usize = 8;
+
 fn attention_f32(
     q: &[f32],
     k: &[f32],
@@ -43,6 +47,9 @@ fn attention_f32(
     bf16: bool,
     out: &mut [f32],
 ) {
+    if p.q_len <= FEW_QUERIES {
+        return attention_few_queries(q, k, v, p, bf16, out);
+    }
     let (h_n, d, q_len, kv_len) = (p.heads, p.head_dim, p.q_len, p.kv_len);
     let hd = h_n * d;
     let scale = 1.0 / (d as f32).sqrt();
@@ -116,4 +123,207 @@ fn attention_f32(
     } else {
         (0..n_tasks).into_par_iter().for_each(run);
     }
+}
+
+/// Attention for a few queries (decoding: one new token per beam, or every beam's query against
+/// the shared encoder output). gemm's packing costs more than the product here, and walking one
+/// head at a time would read each 2 KiB key row in 256-byte pieces a page apart, which defeats
+/// the prefetcher. So keys and values are streamed row by row, all heads and queries at once, in
+/// three steps: scores over blocks of key rows, softmax per (head, query), then P·V as partial
+/// sums per block of value rows, added in block order.
+fn attention_few_queries(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    p: &AttentionParams,
+    bf16: bool,
+    out: &mut [f32],
+) {
+    let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
+    let hd = heads * d;
+    // Keys visible to the last query.
+    let kv_eff = match p.causal_offset {
+        Some(off) => (off + q_len).min(p.kv_len),
+        None => p.kv_len,
+    };
+    // Blocks of ~256 KiB of keys: enough to share between threads, few partial sums to add.
+    let rows_per_block = (65_536 / hd.max(1)).max(16);
+    let kb = Blocks::new(kv_eff, kv_eff.div_ceil(rows_per_block), 1, 1);
+    let nb = kb.count();
+    let parallel = nb > 1;
+    let n_scores = heads * q_len * kv_eff;
+    let n_acc = heads * q_len * d;
+    with_f32(n_scores + nb * n_acc, |buf| {
+        let (scores, partial) = buf.split_at_mut(n_scores);
+        // 1. scores[h][i][j] = q_i,h · k_j,h
+        let sptr = SyncPtr(scores.as_mut_ptr());
+        let score_block = |b: usize| {
+            let (j0, j1) = kb.get(b);
+            // SAFETY: block b alone writes columns j0..j1 of every score row.
+            unsafe { scores_block(q, k, p, kv_eff, j0, j1, sptr) };
+        };
+        if parallel {
+            (0..nb).into_par_iter().for_each(score_block);
+        } else {
+            (0..nb).for_each(score_block);
+        }
+        // 2. softmax per (head, query) row, causal mask included.
+        let scale = 1.0 / (d as f32).sqrt();
+        for (r, row) in scores.chunks_exact_mut(kv_eff).enumerate() {
+            let i = r % q_len;
+            let visible = match p.causal_offset {
+                Some(off) => (off + i + 1).min(kv_eff),
+                None => kv_eff,
+            };
+            softmax_row(row, visible, scale, bf16);
+        }
+        // 3. partial[b][h][i][..] = sum over the block's rows j of p_h,i,j · v_j,h
+        let scores: &[f32] = scores;
+        let value_block = |(b, acc): (usize, &mut [f32])| {
+            let (j0, j1) = kb.get(b);
+            values_block(scores, v, p, kv_eff, j0, j1, acc);
+        };
+        if parallel {
+            partial
+                .par_chunks_mut(n_acc)
+                .enumerate()
+                .for_each(value_block);
+        } else {
+            partial.chunks_mut(n_acc).enumerate().for_each(value_block);
+        }
+        let (first, rest) = partial.split_at_mut(n_acc);
+        for other in rest.chunks_exact(n_acc) {
+            for (a, &x) in first.iter_mut().zip(other) {
+                *a += x;
+            }
+        }
+        for h in 0..heads {
+            for i in 0..q_len {
+                let o = &mut out[i * hd + h * d..i * hd + h * d + d];
+                o.copy_from_slice(&first[(h * q_len + i) * d..(h * q_len + i + 1) * d]);
+                if bf16 {
+                    // The kernel stores its output as bf16.
+                    numerics::round_bf16_inplace(o);
+                }
+            }
+        }
+    });
+}
+
+/// Scores of key rows `j0..j1` for every head and query, into `scores[h][i][j]` (row length
+/// `kv_eff`).
+///
+/// # Safety
+/// `scores` must hold `heads × q_len × kv_eff` elements; no other thread writes columns j0..j1.
+#[inline(always)]
+unsafe fn scores_block_generic(
+    q: &[f32],
+    k: &[f32],
+    p: &AttentionParams,
+    kv_eff: usize,
+    j0: usize,
+    j1: usize,
+    scores: SyncPtr<f32>,
+) {
+    let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
+    let hd = heads * d;
+    for j in j0..j1 {
+        let kj = &k[j * hd..(j + 1) * hd];
+        for h in 0..heads {
+            let kjh = &kj[h * d..(h + 1) * d];
+            for i in 0..q_len {
+                let qi = &q[i * hd + h * d..i * hd + h * d + d];
+                // SAFETY: in bounds by the caller's contract; column j is this block's.
+                unsafe { *scores.ptr().add((h * q_len + i) * kv_eff + j) = dot_lanes(qi, kjh) };
+            }
+        }
+    }
+}
+
+/// [`scores_block_generic`] compiled for AVX2 where the CPU has it.
+///
+/// # Safety
+/// As for [`scores_block_generic`].
+unsafe fn scores_block(
+    q: &[f32],
+    k: &[f32],
+    p: &AttentionParams,
+    kv_eff: usize,
+    j0: usize,
+    j1: usize,
+    scores: SyncPtr<f32>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2(
+            q: &[f32],
+            k: &[f32],
+            p: &AttentionParams,
+            kv_eff: usize,
+            j0: usize,
+            j1: usize,
+            scores: SyncPtr<f32>,
+        ) {
+            // SAFETY: forwarded contract.
+            unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, scores) }
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA; forwarded contract.
+            return unsafe { avx2(q, k, p, kv_eff, j0, j1, scores) };
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, scores) }
+}
+
+/// `acc[h][i][..] = Σ_{j0 ≤ j < j1} scores[h][i][j] · v_j,h`.
+#[inline(always)]
+fn values_block_generic(
+    scores: &[f32],
+    v: &[f32],
+    p: &AttentionParams,
+    kv_eff: usize,
+    j0: usize,
+    j1: usize,
+    acc: &mut [f32],
+) {
+    let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
+    let hd = heads * d;
+    acc.fill(0.0);
+    for j in j0..j1 {
+        let vj = &v[j * hd..(j + 1) * hd];
+        for h in 0..heads {
+            let vjh = &vj[h * d..(h + 1) * d];
+            for i in 0..q_len {
+                let r = h * q_len + i;
+                let pij = scores[r * kv_eff + j];
+                for (a, &x) in acc[r * d..(r + 1) * d].iter_mut().zip(vjh) {
+                    *a += pij * x;
+                }
+            }
+        }
+    }
+}
+simd_dispatch!(fn values_block(scores: &[f32], v: &[f32], p: &AttentionParams, kv_eff: usize, j0: usize, j1: usize, acc: &mut [f32]) => values_block_generic);
+
+/// Dot product over 8 independent lanes (vectorises inside an AVX2 function).
+#[inline(always)]
+fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    const L: usize = 8;
+    let mut lanes = [0.0f32; L];
+    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for l in 0..L {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
