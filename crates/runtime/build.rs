@@ -47,16 +47,45 @@ Install it and set XILINX_XRT (e.g. `source /opt/xilinx/xrt/setup.sh`). Debian's
                 root.display()
             ));
         }
+        // XRT >= 2.20 installs its version in xrt/detail/version-slim.h; older releases lack it.
+        let version_h = include.join("xrt").join("detail").join("version-slim.h");
+        match std::fs::read_to_string(&version_h)
+            .ok()
+            .and_then(|t| xrt_version(&t))
+        {
+            Some((major, minor)) if (major, minor) >= (2, 20) => {}
+            Some((major, minor)) => {
+                fail(&format!("the XRT in {} is {major}.{minor}", root.display()))
+            }
+            None => fail(&format!(
+                "{} is missing or unreadable, so the XRT in {} is older than 2.20",
+                version_h.display(),
+                root.display()
+            )),
+        }
         let lib = root.join("lib");
         cc::Build::new()
             .cpp(true)
             .std("c++17")
-            .include(&include)
+            // XRT's headers as system headers: XRT 2.20-2.23's xrt/detail/span.h trips
+            // -Wignored-qualifiers under .warnings(true), which cargo would print on every build.
+            .flag("-isystem")
+            .flag(include.as_os_str())
             .file("shim/xrt_shim.cpp")
             .warnings(true)
             .compile("npu_xrt_shim");
         println!("cargo:rustc-link-search=native={}", lib.display());
         println!("cargo:rustc-link-lib=dylib=xrt_coreutil");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
+    }
+
+    /// (major, minor) from `#define XRT_VERSION_CODE XRT_VERSION(2, 20)`.
+    fn xrt_version(header: &str) -> Option<(u32, u32)> {
+        let line = header
+            .lines()
+            .find(|l| l.trim_start().starts_with("#define XRT_VERSION_CODE"))?;
+        let args = line.split_once("XRT_VERSION(")?.1.split_once(')')?.0;
+        let (major, minor) = args.split_once(',')?;
+        Some((major.trim().parse().ok()?, minor.trim().parse().ok()?))
     }
 }

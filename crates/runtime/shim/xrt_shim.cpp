@@ -24,6 +24,10 @@
 
 namespace {
 
+// Longest a kernel run may take before it is reported as hung (Whisper's largest kernel runs
+// for milliseconds).
+constexpr int RUN_TIMEOUT_MS = 10000;
+
 void set_err(char *err, size_t len, const std::string &msg) {
   if (err == nullptr || len == 0)
     return;
@@ -81,14 +85,14 @@ npu_kernel *npu_kernel_load(npu_dev *dev, const char *xclbin_path, const char *k
     k->ctx = xrt::hw_context(dev->device, k->xclbin.get_uuid());
     k->kernel = xrt::kernel(k->ctx, kernel_name);
     // Instruction stream: cacheable BO in the kernel's instruction group (argument 1).
-    k->instr = xrt::bo(dev->device, n_words * sizeof(uint32_t), XCL_BO_FLAGS_CACHEABLE,
+    k->instr = xrt::bo(dev->device, n_words * sizeof(uint32_t), xrt::bo::flags::cacheable,
                        k->kernel.group_id(1));
     std::memcpy(k->instr.map<void *>(), instr, n_words * sizeof(uint32_t));
     k->instr.sync(XCL_BO_SYNC_BO_TO_DEVICE);
     k->n_words = static_cast<uint32_t>(n_words);
     // Data: host-only BOs in argument groups 3, 4, ... in runtime-sequence order.
     for (size_t i = 0; i < n_args; ++i) {
-      k->args.emplace_back(dev->device, arg_bytes[i], XRT_BO_FLAGS_HOST_ONLY,
+      k->args.emplace_back(dev->device, arg_bytes[i], xrt::bo::flags::host_only,
                            k->kernel.group_id(static_cast<int>(3 + i)));
       k->arg_bytes.push_back(arg_bytes[i]);
     }
@@ -116,14 +120,20 @@ int npu_kernel_run(npu_kernel *k, const uint8_t *to_device, const uint8_t *from_
         k->args[i].sync(XCL_BO_SYNC_BO_TO_DEVICE);
     auto t0 = std::chrono::steady_clock::now();
     xrt::run run(k->kernel);
-    run.set_arg(0, 3u);
+    run.set_arg(0, uint64_t{3}); // opcode: aiecc declares it uint64_t at offset 0x00
     run.set_arg(1, k->instr);
     run.set_arg(2, k->n_words);
     for (size_t i = 0; i < n; ++i)
       run.set_arg(static_cast<int>(3 + i), k->args[i]);
     run.start();
-    ert_cmd_state state = run.wait();
+    // A hung run (reported with some firmware) must not block the process forever.
+    ert_cmd_state state = run.wait(std::chrono::milliseconds{RUN_TIMEOUT_MS});
     auto t1 = std::chrono::steady_clock::now();
+    if (state == ERT_CMD_STATE_TIMEOUT) {
+      set_err(err, err_len, "kernel run did not finish within " + std::to_string(RUN_TIMEOUT_MS) +
+                                " ms (ERT_CMD_STATE_TIMEOUT); the NPU may need a reset");
+      return -1;
+    }
     if (state != ERT_CMD_STATE_COMPLETED) {
       set_err(err, err_len, "kernel run ended in state " + std::to_string(static_cast<int>(state)) +
                                 " (expected ERT_CMD_STATE_COMPLETED)");

@@ -128,9 +128,9 @@ fn attention_f32(
 /// Attention for a few queries (decoding: one new token per beam, or every beam's query against
 /// the shared encoder output). gemm's packing costs more than the product here, and walking one
 /// head at a time would read each 2 KiB key row in 256-byte pieces a page apart, which defeats
-/// the prefetcher. So keys and values are streamed row by row, all heads and queries at once, in
-/// three steps: scores over blocks of key rows, softmax per (head, query), then P·V as partial
-/// sums per block of value rows, added in block order.
+/// the prefetcher. So keys are streamed row by row, all heads and queries at once (scores over
+/// blocks of key rows), then softmax per (head, query), then values are streamed row by row by
+/// groups of heads, each output summed over the keys in order as a matmul kernel would.
 fn attention_few_queries(
     q: &[f32],
     k: &[f32],
@@ -146,26 +146,25 @@ fn attention_few_queries(
         Some(off) => (off + q_len).min(p.kv_len),
         None => p.kv_len,
     };
-    // Blocks of ~256 KiB of keys: enough to share between threads, few partial sums to add.
+    // Blocks of ~256 KiB of keys: enough to share between threads.
     let rows_per_block = (65_536 / hd.max(1)).max(16);
     let kb = Blocks::new(kv_eff, kv_eff.div_ceil(rows_per_block), 1, 1);
-    let nb = kb.count();
-    let parallel = nb > 1;
+    let parallel = kb.count() > 1;
     let n_scores = heads * q_len * kv_eff;
-    let n_acc = heads * q_len * d;
-    with_f32(n_scores + nb * n_acc, |buf| {
-        let (scores, partial) = buf.split_at_mut(n_scores);
+    with_f32(n_scores, |scores| {
         // 1. scores[h][i][j] = q_i,h · k_j,h
         let sptr = SyncPtr(scores.as_mut_ptr());
         let score_block = |b: usize| {
             let (j0, j1) = kb.get(b);
-            // SAFETY: block b alone writes columns j0..j1 of every score row.
-            unsafe { scores_block(q, k, p, kv_eff, j0, j1, sptr) };
+            with_f32((j1 - j0) * hd, |kt| {
+                // SAFETY: block b alone writes columns j0..j1 of every score row.
+                unsafe { scores_block(q, k, p, kv_eff, j0, j1, kt, sptr) };
+            });
         };
         if parallel {
-            (0..nb).into_par_iter().for_each(score_block);
+            (0..kb.count()).into_par_iter().for_each(score_block);
         } else {
-            (0..nb).for_each(score_block);
+            (0..kb.count()).for_each(score_block);
         }
         // 2. softmax per (head, query) row, causal mask included.
         let scale = 1.0 / (d as f32).sqrt();
@@ -177,45 +176,52 @@ fn attention_few_queries(
             };
             softmax_row(row, visible, scale, bf16);
         }
-        // 3. partial[b][h][i][..] = sum over the block's rows j of p_h,i,j · v_j,h
+        // 3. out[i][h] = sum over j of p_h,i,j · v_j,h, heads split into one group per thread.
         let scores: &[f32] = scores;
-        let value_block = |(b, acc): (usize, &mut [f32])| {
-            let (j0, j1) = kb.get(b);
-            values_block(scores, v, p, kv_eff, j0, j1, acc);
-        };
-        if parallel {
-            partial
-                .par_chunks_mut(n_acc)
-                .enumerate()
-                .for_each(value_block);
+        let groups = if parallel {
+            rayon::current_num_threads().clamp(1, heads)
         } else {
-            partial.chunks_mut(n_acc).enumerate().for_each(value_block);
-        }
-        let (first, rest) = partial.split_at_mut(n_acc);
-        for other in rest.chunks_exact(n_acc) {
-            for (a, &x) in first.iter_mut().zip(other) {
-                *a += x;
-            }
-        }
-        for h in 0..heads {
-            for i in 0..q_len {
-                let o = &mut out[i * hd + h * d..i * hd + h * d + d];
-                o.copy_from_slice(&first[(h * q_len + i) * d..(h * q_len + i + 1) * d]);
-                if bf16 {
-                    // The kernel stores its output as bf16.
-                    numerics::round_bf16_inplace(o);
+            1
+        };
+        let hb = Blocks::new(heads, groups, 1, 1);
+        let optr = SyncPtr(out.as_mut_ptr());
+        let value_group = |g: usize| {
+            let (h0, h1) = hb.get(g);
+            with_f32((h1 - h0) * q_len * d, |acc| {
+                values_heads(scores, v, p, kv_eff, h0, h1, acc);
+                for h in h0..h1 {
+                    for i in 0..q_len {
+                        let src = &acc[((h - h0) * q_len + i) * d..((h - h0) * q_len + i + 1) * d];
+                        // SAFETY: this group alone writes heads h0..h1 of every output row.
+                        let o = unsafe {
+                            std::slice::from_raw_parts_mut(optr.ptr().add(i * hd + h * d), d)
+                        };
+                        o.copy_from_slice(src);
+                        if bf16 {
+                            // The kernel stores its output as bf16.
+                            numerics::round_bf16_inplace(o);
+                        }
+                    }
                 }
-            }
+            });
+        };
+        if hb.count() > 1 {
+            (0..hb.count()).into_par_iter().for_each(value_group);
+        } else {
+            (0..hb.count()).for_each(value_group);
         }
     });
 }
 
 /// Scores of key rows `j0..j1` for every head and query, into `scores[h][i][j]` (row length
-/// `kv_eff`).
+/// `kv_eff`). The block is first transposed into `kt[h][t][j]` (read once, in order), so that
+/// each score is summed over the head dimension in order, as the matmul kernels sum, with the
+/// block's keys in the vector lanes.
 ///
 /// # Safety
 /// `scores` must hold `heads × q_len × kv_eff` elements; no other thread writes columns j0..j1.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn scores_block_generic(
     q: &[f32],
     k: &[f32],
@@ -223,18 +229,32 @@ unsafe fn scores_block_generic(
     kv_eff: usize,
     j0: usize,
     j1: usize,
+    kt: &mut [f32],
     scores: SyncPtr<f32>,
 ) {
     let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
     let hd = heads * d;
+    let w = j1 - j0;
     for j in j0..j1 {
         let kj = &k[j * hd..(j + 1) * hd];
-        for h in 0..heads {
-            let kjh = &kj[h * d..(h + 1) * d];
-            for i in 0..q_len {
-                let qi = &q[i * hd + h * d..i * hd + h * d + d];
-                // SAFETY: in bounds by the caller's contract; column j is this block's.
-                unsafe { *scores.ptr().add((h * q_len + i) * kv_eff + j) = dot_lanes(qi, kjh) };
+        for (c, &x) in kj.iter().enumerate() {
+            // c = h·d + t  →  kt[(h·d + t)·w + (j - j0)]
+            kt[c * w + (j - j0)] = x;
+        }
+    }
+    for h in 0..heads {
+        for i in 0..q_len {
+            let qi = &q[i * hd + h * d..i * hd + h * d + d];
+            // SAFETY: row (h, i), columns j0..j1 belong to this block (caller's contract).
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(scores.ptr().add((h * q_len + i) * kv_eff + j0), w)
+            };
+            row.fill(0.0);
+            for (t, &qt) in qi.iter().enumerate() {
+                let ktr = &kt[(h * d + t) * w..(h * d + t + 1) * w];
+                for (sv, &kv) in row.iter_mut().zip(ktr) {
+                    *sv += qt * kv;
+                }
             }
         }
     }
@@ -244,6 +264,7 @@ unsafe fn scores_block_generic(
 ///
 /// # Safety
 /// As for [`scores_block_generic`].
+#[allow(clippy::too_many_arguments)]
 unsafe fn scores_block(
     q: &[f32],
     k: &[f32],
@@ -251,11 +272,13 @@ unsafe fn scores_block(
     kv_eff: usize,
     j0: usize,
     j1: usize,
+    kt: &mut [f32],
     scores: SyncPtr<f32>,
 ) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]
+        #[allow(clippy::too_many_arguments)]
         unsafe fn avx2(
             q: &[f32],
             k: &[f32],
@@ -263,42 +286,43 @@ unsafe fn scores_block(
             kv_eff: usize,
             j0: usize,
             j1: usize,
+            kt: &mut [f32],
             scores: SyncPtr<f32>,
         ) {
             // SAFETY: forwarded contract.
-            unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, scores) }
+            unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, kt, scores) }
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU has AVX2 and FMA; forwarded contract.
-            return unsafe { avx2(q, k, p, kv_eff, j0, j1, scores) };
+            return unsafe { avx2(q, k, p, kv_eff, j0, j1, kt, scores) };
         }
     }
     // SAFETY: forwarded contract.
-    unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, scores) }
+    unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, kt, scores) }
 }
 
-/// `acc[h][i][..] = Σ_{j0 ≤ j < j1} scores[h][i][j] · v_j,h`.
+/// `acc[h - h0][i][..] = Σ_j scores[h][i][j] · v_j,h` for heads `h0..h1`, keys in order.
 #[inline(always)]
-fn values_block_generic(
+fn values_heads_generic(
     scores: &[f32],
     v: &[f32],
     p: &AttentionParams,
     kv_eff: usize,
-    j0: usize,
-    j1: usize,
+    h0: usize,
+    h1: usize,
     acc: &mut [f32],
 ) {
-    let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
-    let hd = heads * d;
+    let (d, q_len) = (p.head_dim, p.q_len);
+    let hd = p.heads * d;
     acc.fill(0.0);
-    for j in j0..j1 {
-        let vj = &v[j * hd..(j + 1) * hd];
-        for h in 0..heads {
-            let vjh = &vj[h * d..(h + 1) * d];
+    for j in 0..kv_eff {
+        let vj = &v[j * hd + h0 * d..j * hd + h1 * d];
+        for h in h0..h1 {
+            let vjh = &vj[(h - h0) * d..(h - h0 + 1) * d];
             for i in 0..q_len {
-                let r = h * q_len + i;
-                let pij = scores[r * kv_eff + j];
+                let pij = scores[(h * q_len + i) * kv_eff + j];
+                let r = (h - h0) * q_len + i;
                 for (a, &x) in acc[r * d..(r + 1) * d].iter_mut().zip(vjh) {
                     *a += pij * x;
                 }
@@ -306,24 +330,4 @@ fn values_block_generic(
         }
     }
 }
-simd_dispatch!(fn values_block(scores: &[f32], v: &[f32], p: &AttentionParams, kv_eff: usize, j0: usize, j1: usize, acc: &mut [f32]) => values_block_generic);
-
-/// Dot product over 8 independent lanes (vectorises inside an AVX2 function).
-#[inline(always)]
-fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
-    const L: usize = 8;
-    let mut lanes = [0.0f32; L];
-    let (ac, bc) = (a.chunks_exact(L), b.chunks_exact(L));
-    let tail: f32 = ac
-        .remainder()
-        .iter()
-        .zip(bc.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ac.zip(bc) {
-        for l in 0..L {
-            lanes[l] += x[l] * y[l];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
-}
+simd_dispatch!(fn values_heads(scores: &[f32], v: &[f32], p: &AttentionParams, kv_eff: usize, h0: usize, h1: usize, acc: &mut [f32]) => values_heads_generic);
