@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use npu_runtime::Runtime;
+use npu_runtime::{math, Runtime};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::model::{ModelError, Whisper};
@@ -367,17 +367,7 @@ pub fn compression_ratio(text: &str) -> f32 {
 }
 
 fn softmax_at(logits: &[f32], index: usize) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let total: f32 = logits.iter().map(|&l| (l - max).exp()).sum();
-    (logits[index] - max).exp() / total
-}
-
-/// In-place log-softmax of one row of logits.
-fn log_softmax(row: &[f32], out: &mut Vec<f32>) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let lse = max + row.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-    out.clear();
-    out.extend(row.iter().map(|&l| l - lse));
+    (logits[index] - math::log_sum_exp(logits)).exp()
 }
 
 /// Whisper's logit filters, applied to every row before a token is chosen.
@@ -449,31 +439,11 @@ impl LogitFilters<'_, '_> {
                 logits[last_allowed + 1..].fill(f32::NEG_INFINITY);
             }
         }
-        // If the timestamps together are likelier than any single text token, sample a timestamp.
-        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        if max == f32::NEG_INFINITY {
-            return;
-        }
-        let lse = max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln();
-        let ts_max = logits[ts_begin..]
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        let ts_lse = if ts_max == f32::NEG_INFINITY {
-            f32::NEG_INFINITY
-        } else {
-            ts_max
-                + logits[ts_begin..]
-                    .iter()
-                    .map(|&l| (l - ts_max).exp())
-                    .sum::<f32>()
-                    .ln()
-        };
-        let text_max = logits[..ts_begin]
-            .iter()
-            .copied()
-            .fold(f32::NEG_INFINITY, f32::max);
-        if ts_lse - lse > text_max - lse {
+        // If the timestamps together are likelier than any single text token, sample a timestamp
+        // (compared as log-probabilities in Whisper; the common normaliser cancels).
+        let ts_lse = math::log_sum_exp(&logits[ts_begin..]);
+        let text_max = math::max(&logits[..ts_begin]);
+        if ts_lse != f32::NEG_INFINITY && ts_lse > text_max {
             logits[..ts_begin].fill(f32::NEG_INFINITY);
         }
     }
@@ -500,7 +470,6 @@ impl Sampler {
         logits: &[f32],
         v: usize,
     ) -> bool {
-        let mut logprobs = Vec::with_capacity(v);
         for (k, row) in logits.chunks(v).enumerate() {
             let seq = &mut tokens[k];
             if seq.last() == Some(&self.eot) {
@@ -512,8 +481,7 @@ impl Sampler {
             } else {
                 self.sample(row)
             };
-            log_softmax(row, &mut logprobs);
-            sum_logprobs[k] += logprobs[next];
+            sum_logprobs[k] += row[next] - math::log_sum_exp(row);
             seq.push(next as u32);
         }
         tokens.iter().all(|seq| seq.last() == Some(&self.eot))
@@ -578,13 +546,12 @@ impl BeamSearch {
     ) -> Vec<usize> {
         // Candidates keyed by their full sequence, so identical beams (the first step) merge.
         let mut scores: HashMap<Vec<u32>, (f32, usize)> = HashMap::new();
-        let mut logprobs = Vec::with_capacity(v);
         for (j, row) in logits.chunks(v).enumerate() {
-            log_softmax(row, &mut logprobs);
-            for tok in top_k(&logprobs, self.beam_size + 1) {
+            let lse = math::log_sum_exp(row);
+            for tok in top_k(row, self.beam_size + 1) {
                 let mut seq = tokens[j].clone();
                 seq.push(tok as u32);
-                let score = sum_logprobs[j] + logprobs[tok];
+                let score = sum_logprobs[j] + (row[tok] - lse);
                 scores.entry(seq).or_insert((score, j));
             }
         }

@@ -126,6 +126,52 @@ pub fn dot_generic(a: &[f32], b: &[f32]) -> f32 {
 }
 simd_dispatch!(fn dot(a: &[f32], b: &[f32]) -> f32 => dot_generic);
 
+/// Largest element (`-inf` for an empty slice), over 16 independent lanes.
+#[inline(always)]
+fn max_generic(xs: &[f32]) -> f32 {
+    const L: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; L];
+    let chunks = xs.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..L {
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
+        }
+    }
+    let m = rest
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    lanes.iter().fold(m, |m, &v| if v > m { v } else { m })
+}
+simd_dispatch!(fn max(xs: &[f32]) -> f32 => max_generic);
+
+/// Σ exp(x − shift), over 16 independent lanes.
+#[inline(always)]
+fn sum_exp_generic(xs: &[f32], shift: f32) -> f32 {
+    const L: usize = 16;
+    let mut acc = [0.0f32; L];
+    let chunks = xs.chunks_exact(L);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..L {
+            acc[i] += exp(c[i] - shift);
+        }
+    }
+    let tail: f32 = rest.iter().map(|&v| exp(v - shift)).sum();
+    acc.iter().sum::<f32>() + tail
+}
+simd_dispatch!(fn sum_exp(xs: &[f32], shift: f32) -> f32 => sum_exp_generic);
+
+/// log Σ exp(x), stable; `-inf` when every element is `-inf` (or the slice is empty). Elements
+/// at `-inf` contribute nothing.
+pub fn log_sum_exp(xs: &[f32]) -> f32 {
+    let m = max(xs);
+    if m == f32::NEG_INFINITY {
+        return m;
+    }
+    m + sum_exp(xs, m).ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +228,28 @@ mod tests {
         assert_eq!(dot(&a, &b).to_bits(), dot_generic(&a, &b).to_bits());
         let r: f64 = a.iter().zip(&b).map(|(x, y)| *x as f64 * *y as f64).sum();
         assert!((dot(&a, &b) as f64 - r).abs() < 1e-4);
+    }
+
+    #[test]
+    fn log_sum_exp_matches_f64_and_ignores_masked() {
+        let xs: Vec<f32> = (0..51_865)
+            .map(|i| ((i * 37) % 1000) as f32 * 0.02 - 10.0)
+            .collect();
+        let m = xs
+            .iter()
+            .cloned()
+            .fold(f64::NEG_INFINITY, |a, b| a.max(b as f64));
+        let want = m + xs.iter().map(|&x| (x as f64 - m).exp()).sum::<f64>().ln();
+        assert!(
+            (log_sum_exp(&xs) as f64 - want).abs() < 1e-4,
+            "{} vs {want}",
+            log_sum_exp(&xs)
+        );
+        let mut masked = xs.clone();
+        masked.extend([f32::NEG_INFINITY; 100]);
+        assert!((log_sum_exp(&masked) - log_sum_exp(&xs)).abs() < 1e-5);
+        assert_eq!(log_sum_exp(&[f32::NEG_INFINITY; 3]), f32::NEG_INFINITY);
+        assert_eq!(log_sum_exp(&[]), f32::NEG_INFINITY);
+        assert_eq!(max(&xs) as f64, m);
     }
 }
