@@ -16,7 +16,7 @@
 //! - layernorm: row blocks split over all cores, gamma/beta broadcast once.
 
 use crate::device::Limits;
-use crate::seq::{self, GemmPass, GemmShape};
+use crate::seq::{self, GemmPass, GemmShape, SplitOperand};
 use crate::{Dtype, Family, KernelSpec, Op};
 use serde::{Deserialize, Serialize};
 
@@ -209,6 +209,27 @@ impl Ctx<'_> {
         Ok(blocks / units)
     }
 
+    /// The split operand of an entry with `split_weights` (bf16 only).
+    fn split(
+        &self,
+        split_weights: bool,
+        weights: SplitOperand,
+    ) -> Result<SplitOperand, CheckError> {
+        if !split_weights {
+            return Ok(SplitOperand::None);
+        }
+        if self.spec.dtype != Dtype::Bf16 {
+            return Err(self.err(
+                CheckKind::Unsupported,
+                format!(
+                    "split_weights applies to dtype = \"bf16\" only (it sends bf16 weights as two bf16 planes), not {}; remove it",
+                    self.spec.dtype
+                ),
+            ));
+        }
+        Ok(weights)
+    }
+
     /// Tiles must be whole multiples of the AIE API mmul shape, unrolled 2x2 in M and N.
     fn mmul_fit(&self, tm: usize, tk: usize, tn: usize, dtype: Dtype) -> Result<(), CheckError> {
         let (mm, mk, mn) = self.lim.mmul(dtype);
@@ -232,8 +253,20 @@ impl Ctx<'_> {
     }
 }
 
-/// One matmul pass of a gemm-like family: (k, n, params in B, gelu, residual in A, argument names).
-type PassSpec = (usize, usize, bool, bool, bool, [&'static str; 4]);
+/// One matmul pass of a gemm-like family.
+struct PassSpec {
+    k: usize,
+    n: usize,
+    /// Bias / scales ride in the B stream.
+    params: bool,
+    gelu: bool,
+    /// The residual rides in the A stream.
+    residual: bool,
+    /// The operand whose weights travel as two bf16 planes.
+    split: SplitOperand,
+    /// Runtime-sequence argument names of A, B, the residual and C.
+    args: [&'static str; 4],
+}
 
 /// Matmul-like plan (matmul, ffn, lm_head); see `seq::gemm_pass` for the mapping.
 fn gemm_plan(
@@ -259,7 +292,16 @@ fn gemm_plan(
     };
     let mut out = Vec::new();
     let mut ddr = 0u64;
-    for &(k, n, params, gelu, residual, args) in passes {
+    for &PassSpec {
+        k,
+        n,
+        params,
+        gelu,
+        residual,
+        split,
+        args,
+    } in passes
+    {
         cx.divides("reduction (k)", k, "tile_k", tk, "pad_k_to")?;
         let nb = cx.divides("columns (n)", n, "tile_n", tn, "pad_n_to")?;
         if residual && tk != tn {
@@ -288,6 +330,7 @@ fn gemm_plan(
             params,
             gelu,
             residual,
+            split,
             args,
             cx.lim.shim_bds,
         ) else {
@@ -360,8 +403,8 @@ fn gemm_plan(
     let tiles_per_core = out.iter().map(|p| p.tiles).sum();
     Ok(Plan {
         m,
-        k: passes[0].0,
-        n: passes[0].1,
+        k: passes[0].k,
+        n: passes[0].n,
         columns: cols,
         rows,
         depth,
@@ -396,6 +439,7 @@ fn plan_of(cx: &Ctx<'_>) -> Result<Plan, CheckError> {
             gelu,
             residual,
             quant,
+            split_weights,
         } => {
             match (s.dtype, quant) {
                 (Dtype::F32, _) => {
@@ -443,7 +487,15 @@ fn plan_of(cx: &Ctx<'_>) -> Result<Plan, CheckError> {
             gemm_plan(
                 cx,
                 m2,
-                &[(k2, n2, params, gelu, residual, ["x", "w", "r", "y"])],
+                &[PassSpec {
+                    k: k2,
+                    n: n2,
+                    params,
+                    gelu,
+                    residual,
+                    split: cx.split(split_weights, SplitOperand::B)?,
+                    args: ["x", "w", "r", "y"],
+                }],
                 out_bytes,
                 params_bytes,
             )
@@ -452,6 +504,7 @@ fn plan_of(cx: &Ctx<'_>) -> Result<Plan, CheckError> {
             rows,
             d_model,
             d_ff,
+            split_weights,
         } => {
             if s.dtype != Dtype::Bf16 {
                 return Err(cx.err(
@@ -467,12 +520,29 @@ fn plan_of(cx: &Ctx<'_>) -> Result<Plan, CheckError> {
             }
             let m2 = cx.padded("rows", rows, t.pad_m_to, "pad_m_to")?;
             let params_bytes = t.tile_n * 4;
+            let split = cx.split(split_weights, SplitOperand::B)?;
             gemm_plan(
                 cx,
                 m2,
                 &[
-                    (d_model, d_ff, true, true, false, ["x", "w1", "x", "h"]),
-                    (d_ff, d_model, true, false, true, ["h", "w2", "x", "y"]),
+                    PassSpec {
+                        k: d_model,
+                        n: d_ff,
+                        params: true,
+                        gelu: true,
+                        residual: false,
+                        split,
+                        args: ["x", "w1", "x", "h"],
+                    },
+                    PassSpec {
+                        k: d_ff,
+                        n: d_model,
+                        params: true,
+                        gelu: false,
+                        residual: true,
+                        split,
+                        args: ["h", "w2", "x", "y"],
+                    },
                 ],
                 2,
                 params_bytes,
@@ -483,6 +553,7 @@ fn plan_of(cx: &Ctx<'_>) -> Result<Plan, CheckError> {
             d_model,
             vocab,
             top_k,
+            split_weights,
         } => {
             if s.dtype != Dtype::Bf16 {
                 return Err(cx.err(
@@ -511,7 +582,16 @@ fn plan_of(cx: &Ctx<'_>) -> Result<Plan, CheckError> {
             gemm_plan(
                 cx,
                 m2,
-                &[(k2, n2, false, false, false, ["e", "xt", "r", "logits_t"])],
+                &[PassSpec {
+                    k: k2,
+                    n: n2,
+                    params: false,
+                    gelu: false,
+                    residual: false,
+                    // Transposed: the embedding table is the A operand.
+                    split: cx.split(split_weights, SplitOperand::A)?,
+                    args: ["e", "xt", "r", "logits_t"],
+                }],
                 4,
                 0,
             )

@@ -177,6 +177,7 @@ fn context(spec: &KernelSpec, plan: &Plan) -> Value {
             m,
             k,
             n,
+            split_weights,
         } => {
             let out = match quant {
                 Some(q) if q.requantize_output => Dtype::Int8,
@@ -188,6 +189,7 @@ fn context(spec: &KernelSpec, plan: &Plan) -> Value {
                 "quant": quant.is_some(),
                 "per_channel": matches!(quant, Some(q) if q.weight_scale == crate::WeightScale::PerChannel),
                 "requantize": matches!(quant, Some(q) if q.requantize_output),
+                "split_weights": split_weights,
             });
             gemm = gemm_ctx(spec, plan, out);
         }
@@ -195,8 +197,12 @@ fn context(spec: &KernelSpec, plan: &Plan) -> Value {
             rows,
             d_model,
             d_ff,
+            split_weights,
         } => {
-            family = json!({ "rows_orig": rows, "d_model": d_model, "d_ff": d_ff });
+            family = json!({
+                "rows_orig": rows, "d_model": d_model, "d_ff": d_ff,
+                "split_weights": split_weights,
+            });
             gemm = gemm_ctx(spec, plan, Dtype::Bf16);
         }
         Op::LmHead {
@@ -204,10 +210,12 @@ fn context(spec: &KernelSpec, plan: &Plan) -> Value {
             d_model,
             vocab,
             top_k,
+            split_weights,
         } => {
             family = json!({
                 "rows_orig": rows, "d_model": d_model, "vocab": vocab,
                 "top_k": top_k, "v_orig": top_k.unwrap_or(vocab),
+                "split_weights": split_weights,
             });
             gemm = gemm_ctx(spec, plan, Dtype::F32);
         }
@@ -321,9 +329,9 @@ fn gemm_ctx(spec: &KernelSpec, plan: &Plan, out: Dtype) -> Value {
         }
     };
     for p in &plan.passes {
-        add(p.a, p.m * p.k, spec.dtype);
+        add(p.a, p.m * p.planes_a * p.k, spec.dtype);
         let params = if p.params { p.n_blocks * tk * tn } else { 0 };
-        add(p.b, p.k * p.n + params, spec.dtype);
+        add(p.b, p.planes_b * p.k * p.n + params, spec.dtype);
         if p.residual {
             add(p.r, p.m * p.n, spec.dtype);
         }

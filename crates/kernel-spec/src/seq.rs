@@ -67,6 +67,11 @@ pub struct GemmPass {
     pub gelu: bool,
     /// The residual tile rides in the A stream (one extra element per output tile).
     pub residual: bool,
+    /// bf16 planes of the A and B operands per k-step: 2 for split weights (hi then lo, each a
+    /// full tile), else 1. The host interleaves the planes per k-block, so the split operand
+    /// is a matrix with a reduction dimension of `planes × k`.
+    pub planes_a: usize,
+    pub planes_b: usize,
     /// Runtime-sequence argument names.
     pub a: &'static str,
     pub b: &'static str,
@@ -79,6 +84,16 @@ pub struct GemmPass {
     pub max_repeat: usize,
     /// Largest d1 size used (rows per transfer); the shim allows at most 1023.
     pub max_d1: usize,
+}
+
+/// Which matmul operand holds the weights, when they travel as two bf16 planes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SplitOperand {
+    None,
+    /// `A` (the LM head's embedding table, computed transposed).
+    A,
+    /// `B` (matmul and FFN weights).
+    B,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +114,7 @@ pub fn gemm_pass(
     params: bool,
     gelu: bool,
     residual: bool,
+    split: SplitOperand,
     args: [&'static str; 4],
     shim_bds: usize,
 ) -> Option<GemmPass> {
@@ -113,6 +129,13 @@ pub fn gemm_pass(
         return None;
     }
     let (mb, kb, nb) = (m / tm, k / tk, n / tn);
+    let (planes_a, planes_b) = match split {
+        SplitOperand::None => (1, 1),
+        SplitOperand::A => (2, 1),
+        SplitOperand::B => (1, 2),
+    };
+    // The split operand's reduction dimension as the host lays it out.
+    let (ka, kbuf) = (planes_a * k, planes_b * k);
     let split = if nb % cols == 0 && mb % rows == 0 {
         Split::N
     } else if mb % (rows * cols) == 0 {
@@ -181,9 +204,9 @@ pub fn gemm_pass(
                     push(
                         &mut ops,
                         a,
-                        row0 * k,
-                        [len, kb, rows * tm, tk],
-                        [0, tk, k, 1],
+                        row0 * ka,
+                        [len, planes_a * kb, rows * tm, tk],
+                        [0, tk, ka, 1],
                         format!("A_in_{col}"),
                         false,
                     );
@@ -191,7 +214,7 @@ pub fn gemm_pass(
                         &mut ops,
                         b,
                         j0 * tn,
-                        [len, kb, tk, tn],
+                        [len, planes_b * kb, tk, tn],
                         [n_stride * tn, tk * n, n, 1],
                         format!("B_in_{col}"),
                         false,
@@ -202,9 +225,9 @@ pub fn gemm_pass(
                         push(
                             &mut ops,
                             a,
-                            row0 * k,
-                            [1, kb, rows * tm, tk],
-                            [0, tk, k, 1],
+                            row0 * ka,
+                            [1, planes_a * kb, rows * tm, tk],
+                            [0, tk, ka, 1],
                             format!("A_in_{col}"),
                             false,
                         );
@@ -223,17 +246,17 @@ pub fn gemm_pass(
                             &mut ops,
                             b,
                             j * tn,
-                            [1, kb, tk, tn],
+                            [1, planes_b * kb, tk, tn],
                             [0, tk * n, n, 1],
                             format!("B_in_{col}"),
                             false,
                         );
                         if params {
-                            // The parameter tiles follow the k x n weights in the B buffer.
+                            // The parameter tiles follow the weights in the B buffer.
                             push(
                                 &mut ops,
                                 b,
-                                k * n + j * tk * tn,
+                                kbuf * n + j * tk * tn,
                                 [1, 1, 1, tk * tn],
                                 [0, 0, 0, 1],
                                 format!("B_in_{col}"),
@@ -266,6 +289,8 @@ pub fn gemm_pass(
         params,
         gelu,
         residual,
+        planes_a,
+        planes_b,
         a,
         b,
         r,

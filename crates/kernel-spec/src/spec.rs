@@ -159,6 +159,10 @@ pub enum Op {
         gelu: bool,
         residual: bool,
         quant: Option<Quant>,
+        /// bf16 only: the weights travel as two bf16 planes, hi = bf16(w) and lo = bf16(w − hi),
+        /// and the core multiplies both, so the weights keep 16 significant bits (exactly the
+        /// values of a float16 checkpoint) at twice the weight MACs and weight traffic.
+        split_weights: bool,
     },
     /// Multi-head scaled-dot-product attention.
     Attention {
@@ -173,6 +177,8 @@ pub enum Op {
         rows: usize,
         d_model: usize,
         d_ff: usize,
+        /// As for matmul, for both weight matrices.
+        split_weights: bool,
     },
     /// Row-wise LayerNorm of a `rows x dim` block with affine gamma/beta.
     #[serde(rename = "layernorm")]
@@ -183,6 +189,8 @@ pub enum Op {
         d_model: usize,
         vocab: usize,
         top_k: Option<usize>,
+        /// As for matmul, for the embedding table.
+        split_weights: bool,
     },
 }
 
@@ -212,6 +220,7 @@ impl Op {
                 rows,
                 d_model,
                 d_ff,
+                ..
             } => 2.0 * (rows * d_model * d_ff) as f64,
             // mean, variance, scale: a few vector ops per element, counted as 4 MAC-equivalents.
             Op::LayerNorm { rows, dim, .. } => 4.0 * (rows * dim) as f64,
@@ -220,7 +229,18 @@ impl Op {
                 d_model,
                 vocab,
                 top_k,
+                ..
             } => (rows * d_model * top_k.unwrap_or(vocab)) as f64,
+        }
+    }
+
+    /// Whether the weights travel as two bf16 planes (`split_weights`).
+    pub fn split_weights(&self) -> bool {
+        match *self {
+            Op::Matmul { split_weights, .. }
+            | Op::Ffn { split_weights, .. }
+            | Op::LmHead { split_weights, .. } => split_weights,
+            Op::Attention { .. } | Op::LayerNorm { .. } => false,
         }
     }
 }
@@ -341,6 +361,7 @@ entry_struct!(MatmulEntry {
     gelu: bool = "no",
     residual: bool = "no",
     quant: Option<Quant> = "none",
+    split_weights: bool = "no",
 });
 entry_struct!(AttentionEntry {
     kind: AttentionKind,
@@ -353,6 +374,7 @@ entry_struct!(FfnEntry {
     rows: usize,
     d_model: usize,
     d_ff: usize,
+    split_weights: bool = "no",
 });
 entry_struct!(LayerNormEntry {
     rows: usize,
@@ -364,6 +386,7 @@ entry_struct!(LmHeadEntry {
     d_model: usize,
     vocab: usize,
     top_k: Option<usize> = "none",
+    split_weights: bool = "no",
 });
 
 fn no() -> bool {
@@ -407,6 +430,7 @@ impl_entry!(MatmulEntry, |e| Op::Matmul {
     gelu: e.gelu,
     residual: e.residual,
     quant: e.quant,
+    split_weights: e.split_weights,
 });
 impl_entry!(AttentionEntry, |e| Op::Attention {
     kind: e.kind,
@@ -419,6 +443,7 @@ impl_entry!(FfnEntry, |e| Op::Ffn {
     rows: e.rows,
     d_model: e.d_model,
     d_ff: e.d_ff,
+    split_weights: e.split_weights,
 });
 impl_entry!(LayerNormEntry, |e| Op::LayerNorm {
     rows: e.rows,
@@ -430,6 +455,7 @@ impl_entry!(LmHeadEntry, |e| Op::LmHead {
     d_model: e.d_model,
     vocab: e.vocab,
     top_k: e.top_k,
+    split_weights: e.split_weights,
 });
 
 fn parse_as<E: Entry + for<'de> Deserialize<'de>>(

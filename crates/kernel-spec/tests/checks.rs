@@ -285,6 +285,27 @@ fn residual_needs_square_tiles_and_bf16() {
 }
 
 #[test]
+fn split_weights_double_the_weight_traffic_and_need_bf16() {
+    let plain = check(&matmul("", GOOD)).unwrap();
+    let split = check(&matmul("split_weights = true", GOOD)).unwrap();
+    // Same tiles in every memory; only the host transfers of W grow (2 planes of 512x2048 bf16).
+    assert_eq!(split.core_data_bytes, plain.core_data_bytes);
+    assert_eq!(split.memtile_bytes, plain.memtile_bytes);
+    let w_bytes = 512 * 2048 * 2;
+    let w_reads = (1536 / (32 * 4)) as u64; // every row group re-reads the weights
+    assert_eq!(split.ddr_bytes - plain.ddr_bytes, w_reads * w_bytes);
+    let s = spec(
+        "kernel-specs/matmul.toml",
+        &format!("[[kernel]]\nname = \"q\"\ndevice = \"npu1\"\ndtype = \"int8\"\nm = 1536\nk = 512\nn = 512\nsplit_weights = true\nquant = {{ weight_scale = \"per_channel\", requantize_output = false }}\n[kernel.tiling]\n{GOOD}\n"),
+    );
+    let msg = fails(&s, CheckKind::Unsupported);
+    assert!(
+        msg.contains("split_weights applies to dtype = \"bf16\" only"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn int8_needs_quant_and_bf16_refuses_it() {
     let s = spec(
         "kernel-specs/matmul.toml",

@@ -4,15 +4,22 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The pass stages, in aiecc's order (mlir-aie's `tools/aiecc/aiecc.cpp`: resource allocation,
-/// routing, NPU lowering of the runtime sequence).
+/// The pass stages aiecc runs before core compilation, in its order and with its default
+/// options (mlir-aie's `python/compiler/aiecc/main.py`, -O2, as of the LLVM-22 era, checked
+/// against mlir-aie c668d2cb): resource allocation, routing, and the lowering of the runtime
+/// sequence to NPU instructions. `{target}` is the core architecture (`aie2` / `aie2p`).
 pub const STAGES: [(&str, &str); 3] = [
     (
         "resource allocation (object FIFOs, locks, BDs, buffer addresses)",
-        "builtin.module(lower-affine,aie-canonicalize-device,aie.device(aie-assign-lock-ids,\
-         aie-objectFifo-stateful-transform,aie-assign-bd-ids,aie-lower-cascade-flows,\
+        "builtin.module(convert-vector-to-aievec{aie-target={target} target-backend=llvmir},\
+         lower-affine,aie-canonicalize-device,aie.device(aie-trace-to-config,\
+         aie-trace-pack-reg-writes,aie-inline-trace-config,aie-assign-lock-ids,\
+         aie-register-objectFifos,aie-objectFifo-stateful-transform{dynamic-objFifos=0 \
+         packet-sw-objFifos=0},aie-assign-bd-ids,aie-lower-cascade-flows,\
          aie-lower-broadcast-packet,aie-lower-multicast,aie-assign-tile-controller-ids,\
-         aie-assign-buffer-addresses{alloc-scheme=basic-sequential}),convert-scf-to-cf)",
+         aie-generate-column-control-overlay{route-shim-to-tile-ctrl=0},\
+         aie-assign-buffer-addresses,aie-vector-transfer-lowering{max-transfer-rank=1}),\
+         convert-scf-to-cf)",
     ),
     (
         "routing (pathfinder flows)",
@@ -25,6 +32,14 @@ pub const STAGES: [(&str, &str); 3] = [
          aie-dma-tasks-to-npu,aie-dma-to-npu,aie-lower-set-lock))",
     ),
 ];
+
+/// The core architecture aiecc targets for an `aie.device(...)` name.
+pub fn core_target(device: kernel_spec::Device) -> &'static str {
+    match device {
+        kernel_spec::Device::Npu1 => "aie2",
+        kernel_spec::Device::Npu2 => "aie2p",
+    }
+}
 
 /// Where `aie-opt` is, or why it is not used.
 pub enum AieOpt {
@@ -78,34 +93,74 @@ fn diagnostics(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
-/// Runs every stage on `design` (an MLIR-AIE module) in `workdir`; the first stage with a
-/// non-zero exit or any error/warning diagnostic fails with its stage name and last lines.
-pub fn check_design(aie_opt: &Path, design: &str, workdir: &Path) -> Result<(), String> {
+/// Runs every stage on `design` (an MLIR-AIE module for a core architecture `target`, see
+/// [`core_target`]) in `workdir`; the first stage with a non-zero exit or any error/warning
+/// diagnostic fails with its stage name and last lines. Where `aie-translate` sits beside
+/// `aie-opt`, the NPU instructions are then serialised as aiecc does (`insts.bin`).
+pub fn check_design(
+    aie_opt: &Path,
+    design: &str,
+    target: &str,
+    workdir: &Path,
+) -> Result<(), String> {
     let mut input = workdir.join("design.mlir");
     std::fs::write(&input, design).map_err(|e| format!("{}: {e}", input.display()))?;
     for (i, (stage, pipeline)) in STAGES.iter().enumerate() {
         let output = workdir.join(format!("stage{}.mlir", i + 1));
-        let out = Command::new(aie_opt)
-            .arg(format!("--pass-pipeline={pipeline}"))
+        let mut cmd = Command::new(aie_opt);
+        cmd.arg(format!(
+            "--pass-pipeline={}",
+            pipeline.replace("{target}", target)
+        ))
+        .arg(&input)
+        .arg("-o")
+        .arg(&output);
+        run_tool(&mut cmd, stage, &input)?;
+        input = output;
+    }
+    let translate = aie_opt.with_file_name("aie-translate");
+    if translate.is_file() {
+        let device = device_symbol(design).unwrap_or("main");
+        let mut cmd = Command::new(&translate);
+        cmd.arg("--aie-npu-to-binary")
+            .arg(format!("--aie-device-name={device}"))
             .arg(&input)
             .arg("-o")
-            .arg(&output)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", aie_opt.display()))?;
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let diags = diagnostics(&stderr);
-        if !out.status.success() || !diags.is_empty() {
-            let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(format!(
-                "aie-opt stage \"{stage}\" failed ({}, {} diagnostics); input kept in {}:\n{}",
-                out.status,
-                diags.len(),
-                input.display(),
-                tail.join("\n")
-            ));
-        }
-        input = output;
+            .arg(workdir.join("insts.bin"));
+        run_tool(
+            &mut cmd,
+            "NPU instructions to binary (aie-translate)",
+            &input,
+        )?;
+    }
+    Ok(())
+}
+
+/// The symbol of `aie.device(npu1) @name {`, if the design names its device.
+fn device_symbol(design: &str) -> Option<&str> {
+    let line = design.lines().find(|l| l.contains("aie.device("))?;
+    let after = line.split_once(") @")?.1;
+    after.split_whitespace().next()
+}
+
+/// Runs one tool invocation; fails on a non-zero exit or any error/warning diagnostic.
+fn run_tool(cmd: &mut Command, stage: &str, input: &Path) -> Result<(), String> {
+    let tool = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {tool}: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let diags = diagnostics(&stderr);
+    if !out.status.success() || !diags.is_empty() {
+        let tail: Vec<&str> = stderr.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        return Err(format!(
+            "stage \"{stage}\" failed ({}, {} diagnostics); input kept in {}:\n{}",
+            out.status,
+            diags.len(),
+            input.display(),
+            tail.join("\n")
+        ));
     }
     Ok(())
 }
@@ -155,7 +210,7 @@ mod tests {
         };
         let copy = script("copy", "cp \"$2\" \"$4\"");
         let work = tempfile::tempdir().unwrap();
-        check_design(&copy, "module {}", work.path()).unwrap();
+        check_design(&copy, "module {}", "aie2", work.path()).unwrap();
         assert!(work
             .path()
             .join(format!("stage{}.mlir", STAGES.len()))
@@ -166,7 +221,7 @@ mod tests {
             "cp \"$2\" \"$4\"; echo \"$2:1:1: warning: odd\" >&2",
         );
         let work = tempfile::tempdir().unwrap();
-        let err = check_design(&warn, "module {}", work.path()).unwrap_err();
+        let err = check_design(&warn, "module {}", "aie2", work.path()).unwrap_err();
         assert!(
             err.contains(STAGES[0].0) && err.contains("warning: odd"),
             "{err}"
@@ -174,7 +229,7 @@ mod tests {
 
         let fail = script("fail", "exit 3");
         let work = tempfile::tempdir().unwrap();
-        let err = check_design(&fail, "module {}", work.path()).unwrap_err();
+        let err = check_design(&fail, "module {}", "aie2", work.path()).unwrap_err();
         assert!(err.contains("exit status: 3"), "{err}");
     }
 }

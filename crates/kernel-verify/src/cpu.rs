@@ -94,6 +94,7 @@ pub fn run_with_numerics(
             rows,
             d_model,
             d_ff,
+            ..
         } => {
             let fc1 = rt.linear(f("w1"), Some(f("b1")), d_model, d_ff);
             let fc2 = rt.linear(f("w2"), Some(f("b2")), d_ff, d_model);

@@ -198,6 +198,7 @@ pub fn make_case(spec: &KernelSpec, seed: u64) -> Result<Case, String> {
             rows,
             d_model,
             d_ff,
+            ..
         } => {
             inputs.push(Tensor::f32(
                 "x",
@@ -240,6 +241,7 @@ pub fn make_case(spec: &KernelSpec, seed: u64) -> Result<Case, String> {
             d_model,
             vocab,
             top_k,
+            ..
         } => {
             inputs.push(Tensor::f32(
                 "x",

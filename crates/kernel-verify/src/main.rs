@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-use kernel_verify::aie::{check_design, find_aie_opt, AieOpt};
+use kernel_verify::aie::{check_design, core_target, find_aie_opt, AieOpt};
 use kernel_verify::{Verifier, DEFAULT_SEED};
 
 #[derive(Parser)]
@@ -154,7 +154,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
                     let dir = tempfile::Builder::new()
                         .prefix(&format!("aie-{}-", spec.name))
                         .tempdir()?;
-                    match check_design(&aie_opt, text, dir.path()) {
+                    match check_design(&aie_opt, text, core_target(spec.device), dir.path()) {
                         Ok(()) => {
                             aie_passed += 1;
                             println!("{:<28} {file:<20} aie-opt PASS", spec.name);

@@ -8,6 +8,7 @@
 //!   statistics) run in f32; a matmul result that feeds another matmul inside the kernel (FFN
 //!   hidden layer, attention probabilities) is rounded to bf16; the kernel's output is bf16
 //!   (rounded once, after the epilogue) except the LM head, whose logits are f32.
+//! - bf16 with `split_weights`: weights are read as hi + lo of their two bf16 planes.
 //! - int8: symmetric scales max|v|/127 (1 for an all-zero tensor), q = clamp(roundeven(v/s),
 //!   -127, 127), activations per tensor, weights per tensor or per output channel, i32
 //!   accumulation, dequantised as `acc * (s_x * s_w)`, f32 epilogue; `requantize_output`
@@ -204,6 +205,25 @@ impl Builder {
         }
     }
 
+    /// Weights as the kernel reads them: as [`Self::as_read`], or with `split` (bf16 kernels
+    /// whose weights travel as two bf16 planes) hi + lo, hi = bf16(w), lo = bf16(w − hi).
+    fn weights_as_read(&mut self, src: &Buf, bf16: bool, split: bool) -> Buf {
+        if !(bf16 && split) {
+            return self.as_read(src, bf16);
+        }
+        let dst = self.alloc(&src.shape, "f32");
+        let map = ident(src.shape.len());
+        self.generic(
+            &"p".repeat(src.shape.len()),
+            &[op(src, &map)],
+            op(&dst, &map),
+            "%h = arith.truncf %in0 : f32 to bf16\n%hf = arith.extf %h : bf16 to f32\n\
+             %r = arith.subf %in0, %hf : f32\n%l = arith.truncf %r : f32 to bf16\n\
+             %lf = arith.extf %l : bf16 to f32\n%s = arith.addf %hf, %lf : f32\nlinalg.yield %s : f32",
+        );
+        dst
+    }
+
     /// `out[i, j] = Σ_k ext(a[i, k]) · ext(b[j, k])` (f32 accumulation in k order; `out` f32).
     fn matmul_abt(&mut self, a: &Buf, b: &Buf, out: &Buf) {
         self.fill(out, "0.0");
@@ -331,6 +351,7 @@ pub fn render(spec: &KernelSpec, case: &Case) -> Result<String, String> {
     };
     let has = |name: &str| params.iter().any(|p| p.name == format!("%arg_{name}"));
     let bf16 = spec.dtype == Dtype::Bf16;
+    let split = spec.op.split_weights();
 
     match spec.op {
         Op::Matmul { gelu, quant, .. } => {
@@ -392,7 +413,7 @@ pub fn render(spec: &KernelSpec, case: &Case) -> Result<String, String> {
                 ),
                 _ => {
                     let xr = b.as_read(&x, bf16);
-                    let wr = b.as_read(&w, bf16);
+                    let wr = b.weights_as_read(&w, bf16, split);
                     b.matmul_abt(&xr, &wr, &out);
                     let bias_r = bias.as_ref().map(|v| b.as_read(v, bf16));
                     let res_r = res.as_ref().map(|v| b.as_read(v, bf16));
@@ -409,9 +430,9 @@ pub fn render(spec: &KernelSpec, case: &Case) -> Result<String, String> {
         }
         Op::Ffn { rows, d_ff, .. } => {
             let xr = b.as_read(&arg("x"), bf16);
-            let w1 = b.as_read(&arg("w1"), bf16);
+            let w1 = b.weights_as_read(&arg("w1"), bf16, split);
             let b1 = b.as_read(&arg("b1"), bf16);
-            let w2 = b.as_read(&arg("w2"), bf16);
+            let w2 = b.weights_as_read(&arg("w2"), bf16, split);
             let b2 = b.as_read(&arg("b2"), bf16);
             let r = b.as_read(&arg("r"), bf16);
             let h = b.alloc(&[rows, d_ff], "f32");
@@ -616,7 +637,7 @@ pub fn render(spec: &KernelSpec, case: &Case) -> Result<String, String> {
             } else {
                 e
             };
-            let er = b.as_read(&table, bf16);
+            let er = b.weights_as_read(&table, bf16, split);
             let _ = rows;
             b.matmul_abt(&xr, &er, &out);
         }

@@ -47,6 +47,18 @@ gelu = true
 residual = true
 quant = { weight_scale = "per_tensor", requantize_output = false }
 tiling = { tile_m = 16, tile_k = 64, tile_n = 32, columns = 1, rows = 1 }
+
+[[kernel]]
+name = "t_mm_split"
+device = "npu1"
+dtype = "bf16"
+m = 48
+k = 512
+n = 96
+bias = true
+residual = true
+split_weights = true
+tiling = { tile_m = 16, tile_k = 64, tile_n = 32, columns = 1, rows = 1 }
 "#,
     ),
     (
@@ -85,6 +97,16 @@ dtype = "bf16"
 rows = 24
 d_model = 128
 d_ff = 512
+tiling = { tile_m = 8, tile_k = 64, tile_n = 64, columns = 1, rows = 1 }
+
+[[kernel]]
+name = "t_ffn_split"
+device = "npu1"
+dtype = "bf16"
+rows = 24
+d_model = 128
+d_ff = 512
+split_weights = true
 tiling = { tile_m = 8, tile_k = 64, tile_n = 64, columns = 1, rows = 1 }
 "#,
     ),
@@ -130,6 +152,16 @@ rows = 3
 d_model = 128
 vocab = 1000
 top_k = 77
+tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1 }
+
+[[kernel]]
+name = "t_lm_split"
+device = "npu2"
+dtype = "bf16"
+rows = 3
+d_model = 128
+vocab = 1000
+split_weights = true
 tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1 }
 "#,
     ),
@@ -287,6 +319,30 @@ fn kernel_without_npu_rounding_fails() {
         assert!(
             !r.passed(),
             "{name}: f32 numerics passed as NPU numerics: {:?}",
+            r.comparison
+        );
+    }
+}
+
+/// Split-weight kernels computed with plainly rounded bf16 weights are caught.
+#[test]
+fn split_weights_rounded_as_plain_bf16_fails() {
+    let mut v = Verifier::new(DEFAULT_SEED);
+    for name in ["t_mm_split", "t_ffn_split", "t_lm_split"] {
+        let s = spec(name);
+        assert!(s.op.split_weights(), "{name}");
+        let mut plain = s.clone();
+        match &mut plain.op {
+            kernel_spec::Op::Matmul { split_weights, .. }
+            | kernel_spec::Op::Ffn { split_weights, .. }
+            | kernel_spec::Op::LmHead { split_weights, .. } => *split_weights = false,
+            _ => unreachable!(),
+        }
+        let wrong = |case: &Case| cpu::run(&plain, case);
+        let r = v.verify_with(&s, wrong).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !r.passed(),
+            "{name}: plain bf16 weights passed as split weights: {:?}",
             r.comparison
         );
     }

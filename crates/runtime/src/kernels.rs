@@ -36,6 +36,7 @@ impl KernelEntry {
     pub(crate) fn prec(&self) -> Prec {
         match self.dtype {
             Dtype::F32 => Prec::F32,
+            Dtype::Bf16 if self.op.split_weights() => Prec::Bf16SplitWeights,
             Dtype::Bf16 => Prec::Bf16,
             Dtype::Int8 => match self.op {
                 Op::Matmul { quant: Some(q), .. } => Prec::Int8 {
@@ -197,6 +198,7 @@ impl Call {
                     rows: er,
                     d_model,
                     d_ff,
+                    ..
                 },
             ) => rows <= *er && d == *d_model && dff == *d_ff,
             (
@@ -217,6 +219,7 @@ impl Call {
                     d_model,
                     vocab: ev,
                     top_k,
+                    ..
                 },
             ) => {
                 let sub_ok = match (subset, top_k) {

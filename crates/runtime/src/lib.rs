@@ -98,7 +98,20 @@ pub struct AttentionParams {
 pub(crate) enum Prec {
     F32,
     Bf16,
-    Int8 { per_channel: bool, requantize: bool },
+    /// bf16 activations, weights as two bf16 planes (hi + lo: 16 significant bits, exactly a
+    /// float16 checkpoint's values), f32 accumulation (`split_weights` in the spec).
+    Bf16SplitWeights,
+    Int8 {
+        per_channel: bool,
+        requantize: bool,
+    },
+}
+
+impl Prec {
+    /// Activations (and everything but the weights) are read as bf16.
+    pub(crate) fn rounds_to_bf16(self) -> bool {
+        matches!(self, Prec::Bf16 | Prec::Bf16SplitWeights)
+    }
 }
 
 /// The kernel runtime. `Send + Sync`: one instance can serve several transcriptions at once.

@@ -80,6 +80,8 @@ struct MatmulLayout {
     tn: usize,
     params: bool,
     residual: bool,
+    /// bf16 planes of the weights (2 with `split_weights`: hi then lo per k-block).
+    planes: usize,
 }
 
 impl MatmulLayout {
@@ -97,6 +99,7 @@ impl MatmulLayout {
             tn: spec.tiling.tile_n,
             params: p.params,
             residual: p.residual,
+            planes: p.planes_b,
         })
     }
 
@@ -107,7 +110,7 @@ impl MatmulLayout {
         } else {
             0
         };
-        let mut v = vec![self.m * self.k, self.k * self.n + params];
+        let mut v = vec![self.m * self.k, self.planes * self.k * self.n + params];
         if self.residual {
             v.push(self.m * self.n);
         }
@@ -362,13 +365,23 @@ impl NpuBackend {
             b.fill(0);
             for j in 0..n {
                 for i in 0..k {
-                    b[i * lay.n + j] = to_bf16(lin.w[j * k + i]);
+                    let w = lin.w[j * k + i];
+                    if lay.planes == 2 {
+                        // Row i of k-block kb: hi in row 2·kb·tk + i % tk, lo one tile later.
+                        let (kb, ii) = (i / lay.tk, i % lay.tk);
+                        let hi = half::bf16::from_f32(w);
+                        let lo = half::bf16::from_f32(w - hi.to_f32());
+                        b[(2 * kb * lay.tk + ii) * lay.n + j] = hi.to_bits();
+                        b[((2 * kb + 1) * lay.tk + ii) * lay.n + j] = lo.to_bits();
+                    } else {
+                        b[i * lay.n + j] = to_bf16(w);
+                    }
                 }
             }
             if lay.params {
                 // Word 0 of output channel c (the f32 bias, bf16-exact) sits in rows 0 (low half)
                 // and 1 (high half) of the row-major tk x tn parameter tile of c's n-block.
-                let base = lay.k * lay.n;
+                let base = lay.planes * lay.k * lay.n;
                 for (c, &bias) in lin.b.as_deref().unwrap_or(&[]).iter().enumerate() {
                     let bits = crate::numerics::round_bf16(bias).to_bits();
                     let tile = base + (c / lay.tn) * lay.tk * lay.tn;

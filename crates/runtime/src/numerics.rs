@@ -5,6 +5,9 @@
 //!   residual, softmax and LayerNorm statistics) run in f32; outputs are f32. A matmul that feeds
 //!   another matmul inside one kernel (FFN hidden, attention probabilities) is rounded to bf16
 //!   again because the next AIE `mmul` reads bf16.
+//! * `bf16` kernels with `split_weights`: as `bf16`, except that each weight is sent as two bf16
+//!   planes, hi = bf16(w) and lo = bf16(w − hi), and both are multiplied: the kernel computes
+//!   with hi + lo, which keeps 16 significant bits (every value of a float16 checkpoint exactly).
 //! * `int8` kernels: symmetric quantisation, scale = max|v| / 127, q = clamp(round_ties_even(v /
 //!   scale), -127, 127); activations per tensor, weights per tensor or per output channel as the
 //!   spec says; i32 accumulation; dequantisation `acc as f32 * (s_x * s_w)`; epilogue in f32;
@@ -29,6 +32,13 @@ pub fn round_bf16_bits(x: f32) -> f32 {
     } else {
         rounded
     })
+}
+
+/// The weight a split-weight kernel computes with: bf16(w) + bf16(w − bf16(w)) (exact in f32).
+#[inline(always)]
+pub fn split_bf16(w: f32) -> f32 {
+    let hi = round_bf16_bits(w);
+    hi + round_bf16_bits(w - hi)
 }
 
 #[inline(always)]

@@ -67,6 +67,28 @@ fn int8_entry(
                 },
                 requantize_output: requantize,
             }),
+            split_weights: false,
+        },
+        compiled: None,
+    }
+}
+
+/// A bf16 matmul entry whose weights travel as two bf16 planes.
+fn split_weights_entry(rows: usize, k: usize, n: usize) -> KernelEntry {
+    use npu_runtime::kernel_spec::Op;
+    KernelEntry {
+        name: "t_split".into(),
+        device: Device::Npu1,
+        dtype: Dtype::Bf16,
+        op: Op::Matmul {
+            m: rows,
+            k,
+            n,
+            bias: false,
+            gelu: false,
+            residual: false,
+            quant: None,
+            split_weights: true,
         },
         compiled: None,
     }
@@ -74,6 +96,26 @@ fn int8_entry(
 
 proptest! {
     #![proptest_config(cfg())]
+
+    /// Split-weight kernels: activations rounded to bf16, weights used with 16 significant bits
+    /// (hi + lo planes). Weights of 13 bits (m/4096) are used exactly, where a plain bf16
+    /// kernel rounds them to 8; every product sum is exact, so the result is bit-exact.
+    #[test]
+    fn matmul_npu_split_weights_bit_exact(rows in 1usize..30, k in 1usize..60, n in 1usize..60, seed: u64) {
+        let rt = runtime(Numerics::Npu, vec![split_weights_entry(rows, k, n)]);
+        let (xc, x) = nudged(seed, rows * k);
+        let w: Vec<f32> = values(seed + 1, n * k).iter().map(|v| (v * 4096.0).round() / 4096.0).collect();
+        let lin = rt.linear(w.clone(), None, k, n);
+        let mut out = vec![f32::NAN; rows * n];
+        rt.matmul("t", &x, rows, &lin, Epilogue::default(), &mut out).unwrap();
+        let acc = matmul_f64(&xc, rows, &w, k, n);
+        for i in 0..rows * n {
+            let y = acc[i] as f32;
+            prop_assert_eq!(y as f64, acc[i], "sum must be exact for this test to mean anything");
+            let want = bf16(y);
+            prop_assert_eq!(out[i].to_bits(), want.to_bits(), "element {}: got {} want {}", i, out[i], want);
+        }
+    }
 
     #[test]
     fn matmul_f32_matches_reference(rows in 1usize..80, k in 1usize..90, n in 1usize..90, seed: u64, bias: bool, gelu: bool, residual: bool) {

@@ -165,6 +165,7 @@ fn bf16_entry(name: &str, dtype: Dtype, m: usize, k: usize, n: usize) -> KernelE
             gelu: false,
             residual: false,
             quant: None,
+            split_weights: false,
         },
         compiled: None,
     }

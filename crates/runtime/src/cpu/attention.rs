@@ -155,11 +155,8 @@ fn attention_few_queries(
         // 1. scores[h][i][j] = q_i,h · k_j,h
         let sptr = SyncPtr(scores.as_mut_ptr());
         let score_block = |b: usize| {
-            let (j0, j1) = kb.get(b);
-            with_f32((j1 - j0) * hd, |kt| {
-                // SAFETY: block b alone writes columns j0..j1 of every score row.
-                unsafe { scores_block(q, k, p, kv_eff, j0, j1, kt, sptr) };
-            });
+            // SAFETY: block b alone writes columns kb.get(b) of every score row.
+            unsafe { scores_block(q, k, p, kv_eff, kb.get(b), sptr) };
         };
         if parallel {
             (0..kb.count()).into_par_iter().for_each(score_block);
@@ -214,92 +211,124 @@ fn attention_few_queries(
 }
 
 /// Scores of key rows `j0..j1` for every head and query, into `scores[h][i][j]` (row length
-/// `kv_eff`). The block is first transposed into `kt[h][t][j]` (read once, in order), so that
-/// each score is summed over the head dimension in order, as the matmul kernels sum, with the
-/// block's keys in the vector lanes.
+/// `kv_eff`): each score summed over the head dimension in order, as the matmul kernels sum.
 ///
 /// # Safety
 /// `scores` must hold `heads × q_len × kv_eff` elements; no other thread writes columns j0..j1.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn scores_block_generic(
-    q: &[f32],
-    k: &[f32],
-    p: &AttentionParams,
-    kv_eff: usize,
-    j0: usize,
-    j1: usize,
-    kt: &mut [f32],
-    scores: SyncPtr<f32>,
-) {
-    let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
-    let hd = heads * d;
-    let w = j1 - j0;
-    for j in j0..j1 {
-        let kj = &k[j * hd..(j + 1) * hd];
-        for (c, &x) in kj.iter().enumerate() {
-            // c = h·d + t  →  kt[(h·d + t)·w + (j - j0)]
-            kt[c * w + (j - j0)] = x;
-        }
-    }
-    for h in 0..heads {
-        for i in 0..q_len {
-            let qi = &q[i * hd + h * d..i * hd + h * d + d];
-            // SAFETY: row (h, i), columns j0..j1 belong to this block (caller's contract).
-            let row = unsafe {
-                std::slice::from_raw_parts_mut(scores.ptr().add((h * q_len + i) * kv_eff + j0), w)
-            };
-            row.fill(0.0);
-            for (t, &qt) in qi.iter().enumerate() {
-                let ktr = &kt[(h * d + t) * w..(h * d + t + 1) * w];
-                for (sv, &kv) in row.iter_mut().zip(ktr) {
-                    *sv += qt * kv;
-                }
-            }
-        }
-    }
-}
-
-/// [`scores_block_generic`] compiled for AVX2 where the CPU has it.
-///
-/// # Safety
-/// As for [`scores_block_generic`].
-#[allow(clippy::too_many_arguments)]
 unsafe fn scores_block(
     q: &[f32],
     k: &[f32],
     p: &AttentionParams,
     kv_eff: usize,
-    j0: usize,
-    j1: usize,
-    kt: &mut [f32],
+    (j0, j1): (usize, usize),
     scores: SyncPtr<f32>,
 ) {
+    let mut j = j0;
     #[cfg(target_arch = "x86_64")]
+    if p.head_dim.is_multiple_of(8)
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
     {
-        #[target_feature(enable = "avx2,fma")]
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn avx2(
-            q: &[f32],
-            k: &[f32],
-            p: &AttentionParams,
-            kv_eff: usize,
-            j0: usize,
-            j1: usize,
-            kt: &mut [f32],
-            scores: SyncPtr<f32>,
-        ) {
-            // SAFETY: forwarded contract.
-            unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, kt, scores) }
-        }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU has AVX2 and FMA; forwarded contract.
-            return unsafe { avx2(q, k, p, kv_eff, j0, j1, kt, scores) };
+        let full = j0 + (j1 - j0) / 8 * 8;
+        // SAFETY: the CPU has AVX2 and FMA; forwarded contract; keys j0..full.
+        unsafe { x86::scores_by_8_keys(q, k, p, kv_eff, (j0, full), scores) };
+        j = full;
+    }
+    let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
+    let hd = heads * d;
+    for j in j..j1 {
+        for h in 0..heads {
+            let kjh = &k[j * hd + h * d..j * hd + h * d + d];
+            for i in 0..q_len {
+                let qi = &q[i * hd + h * d..i * hd + h * d + d];
+                let mut sum = 0.0f32;
+                for (&a, &b) in qi.iter().zip(kjh) {
+                    sum += a * b;
+                }
+                // SAFETY: in bounds by the caller's contract; column j is this block's.
+                unsafe { *scores.ptr().add((h * q_len + i) * kv_eff + j) = sum };
+            }
         }
     }
-    // SAFETY: forwarded contract.
-    unsafe { scores_block_generic(q, k, p, kv_eff, j0, j1, kt, scores) }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::SyncPtr;
+    use crate::AttentionParams;
+
+    /// Transposes eight rows of eight floats in registers.
+    #[inline(always)]
+    unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ]
+    }
+
+    /// Keys `j0..j1` (a multiple of 8 of them), eight at a time in the vector lanes: the eight
+    /// keys' head slices are transposed into `kt[t]` (lane = key), then each query's scores
+    /// accumulate `q[t] · kt[t]` for t in order.
+    ///
+    /// # Safety
+    /// AVX2 and FMA present; `head_dim` a multiple of 8; the contract of `super::scores_block`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn scores_by_8_keys(
+        q: &[f32],
+        k: &[f32],
+        p: &AttentionParams,
+        kv_eff: usize,
+        (j0, j1): (usize, usize),
+        scores: SyncPtr<f32>,
+    ) {
+        let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
+        let hd = heads * d;
+        assert!(d.is_multiple_of(8) && j1 <= kv_eff && k.len() >= j1 * hd && q.len() >= q_len * hd);
+        let mut kt = vec![_mm256_setzero_ps(); d];
+        let (kp, qp) = (k.as_ptr(), q.as_ptr());
+        for jb in (j0..j1).step_by(8) {
+            for h in 0..heads {
+                for c in 0..d / 8 {
+                    let rows = std::array::from_fn(|r| {
+                        _mm256_loadu_ps(kp.add((jb + r) * hd + h * d + c * 8))
+                    });
+                    kt[c * 8..c * 8 + 8].copy_from_slice(&transpose8(rows));
+                }
+                for i in 0..q_len {
+                    let qi = qp.add(i * hd + h * d);
+                    let mut acc = _mm256_setzero_ps();
+                    for (t, kv) in kt.iter().enumerate() {
+                        acc = _mm256_fmadd_ps(_mm256_broadcast_ss(&*qi.add(t)), *kv, acc);
+                    }
+                    _mm256_storeu_ps(scores.ptr().add((h * q_len + i) * kv_eff + jb), acc);
+                }
+            }
+        }
+    }
 }
 
 /// `acc[h - h0][i][..] = Σ_j scores[h][i][j] · v_j,h` for heads `h0..h1`, keys in order.

@@ -17,12 +17,18 @@ pub struct Linear {
     pub(crate) w: Vec<f32>,
     pub(crate) b: Option<Vec<f32>>,
     bf16: OnceLock<(Vec<f32>, Option<Vec<f32>>)>,
+    /// Weights as split-weight kernels read them (`None`: exactly `w`, as for float16
+    /// checkpoints) and the bias rounded to bf16.
+    split: OnceLock<SplitView>,
     /// The weights as f16 bits when they are all exactly f16 values (float16 checkpoints), for
     /// the memory-bound few-row products of decoding.
     f16: OnceLock<Option<Vec<u16>>>,
     /// [per-tensor, per-channel] int8 weights.
     int8: [OnceLock<QuantWeights>; 2],
 }
+
+/// Split-weight values (`None`: identical to the f32 weights) and the bf16-rounded bias.
+type SplitView = (Option<Vec<f32>>, Option<Vec<f32>>);
 
 /// int8 weights held as integral f64 values (exact products and sums in an f64 GEMM).
 pub(crate) struct QuantWeights {
@@ -66,6 +72,7 @@ impl Linear {
             w,
             b,
             bf16: OnceLock::new(),
+            split: OnceLock::new(),
             f16: OnceLock::new(),
             int8: [OnceLock::new(), OnceLock::new()],
         };
@@ -106,6 +113,24 @@ impl Linear {
         (w, b.as_deref())
     }
 
+    /// Weights as the two bf16 planes of a split-weight kernel give them (hi + lo), bias
+    /// rounded to bf16.
+    pub(crate) fn split_bf16(&self) -> (&[f32], Option<&[f32]>) {
+        let (w, b) = self.split.get_or_init(|| {
+            let w: Vec<f32> = self.w.iter().map(|&v| numerics::split_bf16(v)).collect();
+            let same = w
+                .iter()
+                .zip(&self.w)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            let b = self
+                .b
+                .as_ref()
+                .map(|b| b.iter().map(|&v| round_bf16_bits(v)).collect());
+            ((!same).then_some(w), b)
+        });
+        (w.as_deref().unwrap_or(&self.w), b.as_deref())
+    }
+
     pub(crate) fn int8(&self, per_channel: bool) -> &QuantWeights {
         self.int8[per_channel as usize].get_or_init(|| {
             let scales: Vec<f32> = if per_channel {
@@ -138,6 +163,7 @@ impl Linear {
     fn float_view(&self, prec: Prec) -> (&[f32], Option<&[f32]>) {
         match prec {
             Prec::Bf16 => self.bf16(),
+            Prec::Bf16SplitWeights => self.split_bf16(),
             _ => (&self.w, self.b.as_deref()),
         }
     }
@@ -393,9 +419,9 @@ pub(crate) fn linear_forward(
             };
             matmul_int8(x, rows, k, lin.int8(per_channel), n, &epi, requantize, out);
         }
-        Prec::F32 | Prec::Bf16 => {
+        Prec::F32 | Prec::Bf16 | Prec::Bf16SplitWeights => {
             let (w, b) = lin.float_view(prec);
-            let bf = prec == Prec::Bf16;
+            let bf = prec.rounds_to_bf16();
             let epi = Epi {
                 bias: b,
                 gelu,
@@ -431,7 +457,7 @@ pub(crate) fn ffn_forward(
 ) {
     let (d, dff) = (fc1.in_f, fc1.out_f);
     let threads = rayon::current_num_threads().max(1);
-    let bf = prec == Prec::Bf16;
+    let bf = prec.rounds_to_bf16();
     match prec {
         Prec::Int8 { .. } => {
             // Per-tensor activation scales need the whole intermediate.
@@ -440,7 +466,7 @@ pub(crate) fn ffn_forward(
                 linear_forward(h, rows, fc2, false, Some(residual), prec, round_out, out);
             });
         }
-        Prec::F32 | Prec::Bf16 if rows >= 32 * threads => {
+        Prec::F32 | Prec::Bf16 | Prec::Bf16SplitWeights if rows >= 32 * threads => {
             let (w1, b1) = fc1.float_view(prec);
             let (w2, b2) = fc2.float_view(prec);
             let rb = Blocks::new(rows, (rows / 64).clamp(threads, 8 * threads), 8, 16);
@@ -505,7 +531,7 @@ pub(crate) fn ffn_forward(
                 });
             });
         }
-        Prec::F32 | Prec::Bf16 => with_f32(rows * dff, |h| {
+        Prec::F32 | Prec::Bf16 | Prec::Bf16SplitWeights => with_f32(rows * dff, |h| {
             linear_forward(x, rows, fc1, true, None, prec, bf, h);
             let (w2, b2) = fc2.float_view(prec);
             let epi2 = Epi {
@@ -566,7 +592,7 @@ pub(crate) fn lm_head_subset(
                 numerics::fake_quant_inplace(&mut out[..rows * s]);
             }
         }
-        Prec::F32 | Prec::Bf16 => {
+        Prec::F32 | Prec::Bf16 | Prec::Bf16SplitWeights => {
             let (w, b) = emb.float_view(prec);
             let mut run = |xs: &[f32]| {
                 for r in 0..rows {
@@ -583,7 +609,7 @@ pub(crate) fn lm_head_subset(
                         });
                 }
             };
-            if prec == Prec::Bf16 {
+            if prec.rounds_to_bf16() {
                 with_f32(rows * d, |xr| {
                     numerics::round_bf16_into(&x[..rows * d], xr);
                     run(xr)
