@@ -129,8 +129,9 @@ fn attention_f32(
 /// the shared encoder output). gemm's packing costs more than the product here, and walking one
 /// head at a time would read each 2 KiB key row in 256-byte pieces a page apart, which defeats
 /// the prefetcher. So keys are streamed row by row, all heads and queries at once (scores over
-/// blocks of key rows), then softmax per (head, query), then values are streamed row by row by
-/// groups of heads, each output summed over the keys in order as a matmul kernel would.
+/// blocks of key rows, each score summed over the head dimension in order as the matmul kernels
+/// sum), then softmax per (head, query), then values are streamed row by row into per-block
+/// partial sums, added in block order.
 fn attention_few_queries(
     q: &[f32],
     k: &[f32],
@@ -173,40 +174,39 @@ fn attention_few_queries(
             };
             softmax_row(row, visible, scale, bf16);
         }
-        // 3. out[i][h] = sum over j of p_h,i,j · v_j,h, heads split into one group per thread.
+        // 3. partial[b][h][i][..] = Σ_{j in block b} p_h,i,j · v_j,h, then the blocks' sums in
+        //    block order (keys in order within a block).
         let scores: &[f32] = scores;
-        let groups = if parallel {
-            rayon::current_num_threads().clamp(1, heads)
-        } else {
-            1
-        };
-        let hb = Blocks::new(heads, groups, 1, 1);
-        let optr = SyncPtr(out.as_mut_ptr());
-        let value_group = |g: usize| {
-            let (h0, h1) = hb.get(g);
-            with_f32((h1 - h0) * q_len * d, |acc| {
-                values_heads(scores, v, p, kv_eff, h0, h1, acc);
-                for h in h0..h1 {
-                    for i in 0..q_len {
-                        let src = &acc[((h - h0) * q_len + i) * d..((h - h0) * q_len + i + 1) * d];
-                        // SAFETY: this group alone writes heads h0..h1 of every output row.
-                        let o = unsafe {
-                            std::slice::from_raw_parts_mut(optr.ptr().add(i * hd + h * d), d)
-                        };
-                        o.copy_from_slice(src);
-                        if bf16 {
-                            // The kernel stores its output as bf16.
-                            numerics::round_bf16_inplace(o);
-                        }
+        let n_acc = heads * q_len * d;
+        with_f32(kb.count() * n_acc, |partial| {
+            let value_block = |(b, acc): (usize, &mut [f32])| {
+                values_block(scores, v, p, kv_eff, kb.get(b), acc);
+            };
+            if parallel {
+                partial
+                    .par_chunks_mut(n_acc)
+                    .enumerate()
+                    .for_each(value_block);
+            } else {
+                partial.chunks_mut(n_acc).enumerate().for_each(value_block);
+            }
+            let (first, rest) = partial.split_at_mut(n_acc);
+            for other in rest.chunks_exact(n_acc) {
+                for (a, &x) in first.iter_mut().zip(other) {
+                    *a += x;
+                }
+            }
+            for h in 0..heads {
+                for i in 0..q_len {
+                    let o = &mut out[i * hd + h * d..i * hd + h * d + d];
+                    o.copy_from_slice(&first[(h * q_len + i) * d..(h * q_len + i + 1) * d]);
+                    if bf16 {
+                        // The kernel stores its output as bf16.
+                        numerics::round_bf16_inplace(o);
                     }
                 }
-            });
-        };
-        if hb.count() > 1 {
-            (0..hb.count()).into_par_iter().for_each(value_group);
-        } else {
-            (0..hb.count()).for_each(value_group);
-        }
+            }
+        });
     });
 }
 
@@ -331,27 +331,26 @@ mod x86 {
     }
 }
 
-/// `acc[h - h0][i][..] = Σ_j scores[h][i][j] · v_j,h` for heads `h0..h1`, keys in order.
+/// `acc[h][i][..] = Σ_{j0 ≤ j < j1} scores[h][i][j] · v_j,h`, keys in order.
 #[inline(always)]
-fn values_heads_generic(
+fn values_block_generic(
     scores: &[f32],
     v: &[f32],
     p: &AttentionParams,
     kv_eff: usize,
-    h0: usize,
-    h1: usize,
+    (j0, j1): (usize, usize),
     acc: &mut [f32],
 ) {
-    let (d, q_len) = (p.head_dim, p.q_len);
-    let hd = p.heads * d;
+    let (heads, d, q_len) = (p.heads, p.head_dim, p.q_len);
+    let hd = heads * d;
     acc.fill(0.0);
-    for j in 0..kv_eff {
-        let vj = &v[j * hd + h0 * d..j * hd + h1 * d];
-        for h in h0..h1 {
-            let vjh = &vj[(h - h0) * d..(h - h0 + 1) * d];
+    for j in j0..j1 {
+        let vj = &v[j * hd..(j + 1) * hd];
+        for h in 0..heads {
+            let vjh = &vj[h * d..(h + 1) * d];
             for i in 0..q_len {
-                let pij = scores[(h * q_len + i) * kv_eff + j];
-                let r = (h - h0) * q_len + i;
+                let r = h * q_len + i;
+                let pij = scores[r * kv_eff + j];
                 for (a, &x) in acc[r * d..(r + 1) * d].iter_mut().zip(vjh) {
                     *a += pij * x;
                 }
@@ -359,4 +358,4 @@ fn values_heads_generic(
         }
     }
 }
-simd_dispatch!(fn values_heads(scores: &[f32], v: &[f32], p: &AttentionParams, kv_eff: usize, h0: usize, h1: usize, acc: &mut [f32]) => values_heads_generic);
+simd_dispatch!(fn values_block(scores: &[f32], v: &[f32], p: &AttentionParams, kv_eff: usize, keys: (usize, usize), acc: &mut [f32]) => values_block_generic);
