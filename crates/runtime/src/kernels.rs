@@ -164,7 +164,10 @@ impl Call {
                     ..
                 },
             ) => {
-                rows <= *m && k == *ek && n == *en && bias == *eb && gelu == *eg && residual == *er
+                // A kernel with a bias serves a product without one (the host sends zeros), as
+                // Whisper's key projections need.
+                let bias_ok = bias == *eb || (!bias && *eb);
+                rows <= *m && k == *ek && n == *en && bias_ok && gelu == *eg && residual == *er
             }
             (
                 Call::Attention(p),
@@ -233,6 +236,17 @@ impl Call {
         }
     }
 
+    /// Whether `op` serves this bias-less matmul with a bias of zeros (an exact match wins).
+    fn adds_zero_bias(&self, op: &Op) -> bool {
+        matches!(
+            (self, op),
+            (
+                Call::Matmul { bias: false, .. },
+                Op::Matmul { bias: true, .. }
+            )
+        )
+    }
+
     /// Rows of the call and of an entry (for preferring the least padding).
     fn padding(&self, op: &Op) -> usize {
         let entry_rows = match *op {
@@ -296,6 +310,7 @@ impl KernelTable {
                     device_rank(e.device),
                     e.dtype != self.prefer,
                     call.padding(&e.op),
+                    call.adds_zero_bias(&e.op),
                 )
             })
     }

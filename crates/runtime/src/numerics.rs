@@ -38,7 +38,13 @@ pub fn round_bf16_bits(x: f32) -> f32 {
 #[inline(always)]
 pub fn split_bf16(w: f32) -> f32 {
     let hi = round_bf16_bits(w);
-    hi + round_bf16_bits(w - hi)
+    let lo = round_bf16_bits(w - hi);
+    // hi alone when nothing is left (keeps the sign of -0.0).
+    if lo == 0.0 {
+        hi
+    } else {
+        hi + lo
+    }
 }
 
 #[inline(always)]

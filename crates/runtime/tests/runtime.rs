@@ -199,6 +199,26 @@ fn npu_numerics_take_the_dtype_from_the_matching_entry() {
 }
 
 #[test]
+fn an_entry_with_bias_serves_a_product_without_one() {
+    // Whisper's key projections have no bias; an f32 entry with a bias must still serve them
+    // (the host sends zeros), so the output is not rounded to bf16.
+    let mut with_bias = bf16_entry("f32_mm_bias", Dtype::F32, 8, 16, 32);
+    if let Op::Matmul { bias, .. } = &mut with_bias.op {
+        *bias = true;
+    }
+    let rt = runtime(Numerics::Npu, vec![with_bias]);
+    let lin = rt.linear(values(1, 32 * 16), None, 16, 32);
+    let x = values(2, 5 * 16);
+    let mut out = vec![0.0; 5 * 32];
+    rt.matmul("t", &x, 5, &lin, Epilogue::default(), &mut out)
+        .unwrap();
+    assert!(
+        out.iter().any(|&v| bf16(v) != v),
+        "the entry with a bias must serve the bias-less call"
+    );
+}
+
+#[test]
 fn auto_backend_is_cpu_without_the_npu() {
     let rt = Runtime::with_kernels(RuntimeConfig::default(), vec![]).unwrap();
     // Without the feature, or without /dev/accel/accel0 and compiled kernels, Auto means CPU.

@@ -326,15 +326,18 @@ pub(crate) fn matmul_float(
     });
 }
 
-/// An f32 linear layer: the f16 few-row kernel where it applies (decoding), the blocked GEMM
-/// otherwise.
-fn matmul_f32(x: &[f32], rows: usize, lin: &Linear, epi: &Epi<'_>, out: &mut [f32]) {
-    if rows <= gemv::MAX_ROWS {
+/// A float linear layer in precision `prec` (`x` already rounded as `prec` reads it): the f16
+/// few-row kernel where it applies (decoding with weights that are exactly the f16 copy: f32,
+/// or split-bf16 weights of a float16 checkpoint), the blocked GEMM otherwise.
+fn matmul_view(x: &[f32], rows: usize, lin: &Linear, prec: Prec, epi: &Epi<'_>, out: &mut [f32]) {
+    let (w, _) = lin.float_view(prec);
+    let weights_are_w = std::ptr::eq(w.as_ptr(), lin.w.as_ptr());
+    if rows <= gemv::MAX_ROWS && weights_are_w {
         if let Some(w16) = lin.f16() {
             return gemv::gemv_f16(x, rows, lin.in_f, w16, lin.out_f, epi, out);
         }
     }
-    matmul_float(x, rows, lin.in_f, &lin.w, lin.out_f, epi, out);
+    matmul_float(x, rows, lin.in_f, w, lin.out_f, epi, out);
 }
 
 /// int8 matmul: x quantised per tensor, weights per tensor/channel, exact integer accumulation,
@@ -420,7 +423,7 @@ pub(crate) fn linear_forward(
             matmul_int8(x, rows, k, lin.int8(per_channel), n, &epi, requantize, out);
         }
         Prec::F32 | Prec::Bf16 | Prec::Bf16SplitWeights => {
-            let (w, b) = lin.float_view(prec);
+            let (_, b) = lin.float_view(prec);
             let bf = prec.rounds_to_bf16();
             let epi = Epi {
                 bias: b,
@@ -432,10 +435,10 @@ pub(crate) fn linear_forward(
             if bf {
                 with_f32(rows * k, |xr| {
                     numerics::round_bf16_into(&x[..rows * k], xr);
-                    matmul_float(xr, rows, k, w, n, &epi, out);
+                    matmul_view(xr, rows, lin, prec, &epi, out);
                 });
             } else {
-                matmul_f32(x, rows, lin, &epi, out);
+                matmul_view(x, rows, lin, prec, &epi, out);
             }
         }
     }
@@ -533,7 +536,7 @@ pub(crate) fn ffn_forward(
         }
         Prec::F32 | Prec::Bf16 | Prec::Bf16SplitWeights => with_f32(rows * dff, |h| {
             linear_forward(x, rows, fc1, true, None, prec, bf, h);
-            let (w2, b2) = fc2.float_view(prec);
+            let (_, b2) = fc2.float_view(prec);
             let epi2 = Epi {
                 bias: b2,
                 gelu: false,
@@ -541,11 +544,7 @@ pub(crate) fn ffn_forward(
                 round_residual: bf,
                 round_out,
             };
-            if bf {
-                matmul_float(h, rows, dff, w2, d, &epi2, out);
-            } else {
-                matmul_f32(h, rows, fc2, &epi2, out);
-            }
+            matmul_view(h, rows, fc2, prec, &epi2, out);
         }),
     }
 }
