@@ -25,8 +25,7 @@ fn values(seed: u64, len: usize) -> Vec<f32> {
 /// Peak f32 FLOP/s by the usual formula: cores × FMA pipes × SIMD lanes × 2 × clock.
 struct Peak {
     cores: usize,
-    /// FMA units per core: 2 on every AVX2+FMA core since Haswell and Zen 2 (Zen 1: 1 at 256
-    /// bits); checked against the measured FMA throughput, which wins when it disagrees.
+    /// 256-bit FMA units per core (see `fma_pipes_per_core`).
     fma_pipes: usize,
     lanes: usize,
     simd: &'static str,
@@ -74,11 +73,7 @@ impl Peak {
                 "measured: dependent-add chain, above /proc/cpuinfo's nominal MHz",
             ),
         };
-        // Pipes: what the measured FMA throughput says at this clock (1 or 2).
-        let measured_fma = measured_peak_gflops(cores);
-        let fma_pipes = (measured_fma / (cores as f64 * lanes as f64 * 2.0 * ghz))
-            .round()
-            .clamp(1.0, 2.0) as usize;
+        let fma_pipes = fma_pipes_per_core(lanes);
         Peak {
             cores,
             fma_pipes,
@@ -91,6 +86,25 @@ impl Peak {
 
     fn gflops(&self) -> f64 {
         self.cores as f64 * self.fma_pipes as f64 * self.lanes as f64 * 2.0 * self.ghz
+    }
+}
+
+/// FMA units per core at the SIMD width used: 2 on AVX2+FMA cores since Intel Haswell and AMD
+/// Zen 2 (Zen and Zen+, AMD family 0x17 below model 0x30, split 256-bit FMAs into two 128-bit
+/// halves: 1); 1 for anything else.
+fn fma_pipes_per_core(lanes: usize) -> usize {
+    if lanes != 8 {
+        return 1;
+    }
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| -> Option<u32> {
+        let line = info.lines().find(|l| l.starts_with(name))?;
+        line.split(':').nth(1)?.trim().parse().ok()
+    };
+    let amd = info.contains("AuthenticAMD");
+    match (amd, field("cpu family"), field("model")) {
+        (true, Some(0x17), Some(model)) if model < 0x30 => 1,
+        _ => 2,
     }
 }
 
