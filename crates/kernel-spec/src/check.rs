@@ -16,7 +16,7 @@
 //! - layernorm: row blocks split over all cores, gamma/beta broadcast once.
 
 use crate::device::Limits;
-use crate::seq::{self, GemmPass, GemmShape, SplitOperand};
+use crate::seq::{self, GemmPass, GemmShape, PassSpec, SplitOperand};
 use crate::{Dtype, Family, KernelSpec, Op};
 use serde::{Deserialize, Serialize};
 
@@ -253,21 +253,6 @@ impl Ctx<'_> {
     }
 }
 
-/// One matmul pass of a gemm-like family.
-struct PassSpec {
-    k: usize,
-    n: usize,
-    /// Bias / scales ride in the B stream.
-    params: bool,
-    gelu: bool,
-    /// The residual rides in the A stream.
-    residual: bool,
-    /// The operand whose weights travel as two bf16 planes.
-    split: SplitOperand,
-    /// Runtime-sequence argument names of A, B, the residual and C.
-    args: [&'static str; 4],
-}
-
 /// Matmul-like plan (matmul, ffn, lm_head); see `seq::gemm_pass` for the mapping.
 fn gemm_plan(
     cx: &Ctx<'_>,
@@ -292,16 +277,15 @@ fn gemm_plan(
     };
     let mut out = Vec::new();
     let mut ddr = 0u64;
-    for &PassSpec {
-        k,
-        n,
-        params,
-        gelu,
-        residual,
-        split,
-        args,
-    } in passes
-    {
+    for pass in passes {
+        let &PassSpec {
+            k,
+            n,
+            params,
+            residual,
+            args,
+            ..
+        } = pass;
         cx.divides("reduction (k)", k, "tile_k", tk, "pad_k_to")?;
         let nb = cx.divides("columns (n)", n, "tile_n", tn, "pad_n_to")?;
         if residual && tk != tn {
@@ -322,18 +306,7 @@ fn gemm_plan(
                 ),
             ));
         }
-        let Some(p) = seq::gemm_pass(
-            shape,
-            m,
-            k,
-            n,
-            params,
-            gelu,
-            residual,
-            split,
-            args,
-            cx.lim.shim_bds,
-        ) else {
+        let Some(p) = seq::gemm_pass(shape, m, pass, cx.lim.shim_bds) else {
             let up_rows = mb.div_ceil(rows) * rows * tm;
             let up_all = mb.div_ceil(rows * cols) * rows * cols * tm;
             return Err(cx.err(

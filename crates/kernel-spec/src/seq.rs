@@ -105,19 +105,33 @@ pub struct GemmShape {
     pub rows: usize,
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn gemm_pass(
-    s: GemmShape,
-    m: usize,
-    k: usize,
-    n: usize,
-    params: bool,
-    gelu: bool,
-    residual: bool,
-    split: SplitOperand,
-    args: [&'static str; 4],
-    shim_bds: usize,
-) -> Option<GemmPass> {
+/// One matmul pass of a gemm-like family.
+pub struct PassSpec {
+    pub k: usize,
+    pub n: usize,
+    /// Bias / scales ride in the B stream.
+    pub params: bool,
+    pub gelu: bool,
+    /// The residual rides in the A stream.
+    pub residual: bool,
+    /// The operand whose weights travel as two bf16 planes.
+    pub split: SplitOperand,
+    /// Runtime-sequence argument names of A, B, the residual and C.
+    pub args: [&'static str; 4],
+}
+
+/// The streams and runtime sequence of one pass over cores shaped by `s`; `None` when the tiles
+/// do not divide the shape or do not spread over the cores.
+pub fn gemm_pass(s: GemmShape, m: usize, pass: &PassSpec, shim_bds: usize) -> Option<GemmPass> {
+    let &PassSpec {
+        k,
+        n,
+        params,
+        gelu,
+        residual,
+        split,
+        args,
+    } = pass;
     let (tm, tk, tn, cols, rows) = (s.tm, s.tk, s.tn, s.cols, s.rows);
     if tm == 0
         || tk == 0

@@ -7,11 +7,13 @@ use common::*;
 use npu_runtime::{AttentionParams, Device, Dtype, Epilogue, KernelEntry, Numerics};
 use proptest::prelude::*;
 
+/// 24 cases per property in the test suite; `PROPTEST_CASES=3000` for a thorough run.
 fn cfg() -> ProptestConfig {
-    ProptestConfig {
-        cases: 24,
-        ..ProptestConfig::default()
-    }
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    ProptestConfig::with_cases(cases)
 }
 
 /// A bf16-exact coarse value (m/16, |m| ≤ 16) nudged by under half a bf16 step (the step below
@@ -326,6 +328,26 @@ proptest! {
             prop_assert_eq!(got.to_bits(), want.to_bits());
             prop_assert_eq!(v[18].to_bits(), want.to_bits());
         }
+    }
+}
+
+/// The NPU adds every product into an accumulator that starts at +0, so products that are all
+/// -0 sum to +0; the CPU model must give the same bits (found by the split-weight property test
+/// with k = 1).
+#[test]
+fn products_of_negative_zero_sum_to_positive_zero() {
+    for entries in [vec![], vec![split_weights_entry(12, 1, 22)]] {
+        let rt = runtime(Numerics::Npu, entries);
+        let (rows, k, n) = (12, 1, 22);
+        let lin = rt.linear(vec![-0.0; n * k], None, k, n);
+        let x = vec![1.5; rows * k];
+        let mut out = vec![f32::NAN; rows * n];
+        rt.matmul("t", &x, rows, &lin, Epilogue::default(), &mut out)
+            .unwrap();
+        assert!(
+            out.iter().all(|v| v.to_bits() == 0),
+            "want +0 everywhere, got {out:?}"
+        );
     }
 }
 

@@ -178,7 +178,8 @@ pub(crate) struct Epi<'a> {
     pub residual: Option<&'a [f32]>,
     /// Round the residual to bf16 before adding (bf16 kernels read it as bf16).
     pub round_residual: bool,
-    /// Round the final values to bf16 (used for intermediates that feed another bf16 matmul).
+    /// Store the values as a bf16 NPU kernel does: accumulated from +0, rounded to bf16 (also
+    /// used for intermediates that feed another bf16 matmul).
     pub round_out: bool,
 }
 
@@ -191,6 +192,13 @@ fn epilogue_row_generic(
     round_residual: bool,
     round_out: bool,
 ) {
+    if round_out {
+        // The NPU's accumulator starts at +0, so a sum of negative zeros comes out +0 there;
+        // the GEMM starts from its first product (-0 · x = -0). Adding +0 settles the sign.
+        for y in row.iter_mut() {
+            *y += 0.0;
+        }
+    }
     if let Some(b) = bias {
         for (y, b) in row.iter_mut().zip(b) {
             *y += *b;
