@@ -13,7 +13,7 @@ use whisper_model::transcribe::{NoProgress, StageTimes};
 use whisper_model::{audio, fetch};
 
 use crate::run_model::{LoadedModel, ModelArgs};
-use crate::workspace_root;
+use crate::{python, workspace_root};
 
 const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
 
@@ -76,7 +76,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
 
     let mut runs = vec![ours(&args)?];
     if !args.no_peer {
-        let python = faster_whisper_env(&cache)?;
+        let python = python::venv(&cache, FASTER_WHISPER)?;
         for compute in &args.peer_compute_types {
             runs.push(faster_whisper(&python, &model_dir, compute, &args)?);
         }
@@ -166,35 +166,6 @@ fn backend_label(args: &Args) -> String {
         crate::run_model::NumericsArg::Npu => "npu numerics",
     };
     format!("cpu, {numerics}")
-}
-
-/// A virtual environment with faster-whisper, created in the cache on first use.
-fn faster_whisper_env(cache: &Path) -> anyhow::Result<PathBuf> {
-    let venv = cache.join("venvs/faster-whisper-1.2.1");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if !ready.exists() {
-        eprintln!("installing {FASTER_WHISPER} into {}", venv.display());
-        let status = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .context("running python3 -m venv")?;
-        if !status.success() {
-            bail!(
-                "python3 -m venv {} failed; install python3-venv",
-                venv.display()
-            );
-        }
-        let status = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", FASTER_WHISPER])
-            .status()?;
-        if !status.success() {
-            bail!("pip install {FASTER_WHISPER} failed (is PyPI reachable?)");
-        }
-        std::fs::write(&ready, FASTER_WHISPER)?;
-    }
-    Ok(python)
 }
 
 fn faster_whisper(

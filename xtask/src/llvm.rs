@@ -1,4 +1,5 @@
-//! Where LLVM/MLIR 22 lives (needed only by the melior verifier, `crates/kernel-verify`).
+//! Where LLVM/MLIR 22 lives (needed only by the melior verifier, `crates/kernel-verify`), and
+//! installing it with the other system packages.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,21 +16,30 @@ pub fn prefix() -> Option<PathBuf> {
         .then_some(p)
 }
 
-/// Installs LLVM/MLIR 22 with `scripts/install-llvm.sh` when missing. Returns whether it is there.
+/// Installs the system packages (LLVM/MLIR 22, and `oggenc` for the audio tests) with
+/// `scripts/install-system-packages.sh` when any is missing. Returns whether LLVM/MLIR 22 is there.
 pub fn ensure_installed() -> anyhow::Result<bool> {
-    if prefix().is_some() {
+    if prefix().is_some() && on_path("oggenc") {
         return Ok(true);
     }
-    let script = workspace_root().join("scripts/install-llvm.sh");
-    eprintln!("installing LLVM/MLIR 22 with {}", script.display());
+    let script = workspace_root().join("scripts/install-system-packages.sh");
+    eprintln!("installing system packages with {}", script.display());
     let status = Command::new("bash")
         .arg(&script)
         .status()
         .with_context(|| format!("running {}", script.display()))?;
     if !status.success() {
-        bail!("{} failed ({status}); install libmlir-22-dev mlir-22-tools llvm-22-dev libpolly-22-dev by hand", script.display());
+        bail!(
+            "{} failed ({status}); install the packages it lists by hand",
+            script.display()
+        );
     }
     Ok(prefix().is_some())
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
 /// Points melior's build scripts at LLVM 22.

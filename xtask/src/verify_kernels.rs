@@ -28,7 +28,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let root = workspace_root();
     let Some(prefix) = llvm::prefix() else {
         bail!(
-            "verify-kernels needs LLVM/MLIR 22 (melior) and /usr/lib/llvm-22 has no MLIR: run `bash scripts/install-llvm.sh` (Debian packages libmlir-22-dev mlir-22-tools llvm-22-dev libpolly-22-dev libclang-22-dev)"
+            "verify-kernels needs LLVM/MLIR 22 (melior) and /usr/lib/llvm-22 has no MLIR: run `bash scripts/install-system-packages.sh` (Debian packages libmlir-22-dev mlir-22-tools llvm-22-dev libpolly-22-dev libclang-22-dev)"
         );
     };
     let specs = args.specs.unwrap_or_else(|| root.join("kernel-specs"));

@@ -1,6 +1,8 @@
 //! Audio decoding and resampling: synthetic WAVs of every common sample format, the real clips of
 //! `../shared/data/speech/orig/` against their 16 kHz references, and bad input.
 
+mod support;
+
 use std::f64::consts::PI;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,10 +16,10 @@ fn speech_dir() -> Option<PathBuf> {
     if dir.join("manifest.tsv").is_file() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: speech data not found at {} (expected ../shared/data/speech beside the workspace)",
+        support::skip(format!(
+            "speech data not found at {} (expected ../shared/data/speech beside the workspace)",
             dir.display()
-        );
+        ));
         None
     }
 }
@@ -553,9 +555,7 @@ fn ogg_vorbis_decodes_when_an_encoder_is_available() {
     match made {
         Ok(s) if s.success() => {}
         _ => {
-            eprintln!(
-                "SKIPPED: OGG/Vorbis check needs `oggenc` (Debian: vorbis-tools) to make a file"
-            );
+            support::skip("OGG/Vorbis check needs `oggenc` (Debian: vorbis-tools) to make a file");
             return;
         }
     }

@@ -9,6 +9,8 @@
 //! its cache (`WHISPER_ENGLISH_JSON` / `WHISPER_SDIST_DIR` override that); where it cannot be
 //! had, those tests skip loudly.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -409,10 +411,10 @@ fn english_json() -> Option<PathBuf> {
         match sdist {
             Ok(root) => english_json_in_sdist(root),
             Err(e) => {
-                eprintln!(
-                    "SKIPPED: the openai-whisper sdist (english.json) could not be fetched: {e}; \
+                support::skip(format!(
+                    "the openai-whisper sdist (english.json) could not be fetched: {e}; \
                      set WHISPER_ENGLISH_JSON or WHISPER_SDIST_DIR to point at one"
-                );
+                ));
                 return None;
             }
         }
@@ -496,7 +498,7 @@ fn english_normalizer_matches_reference_on_manifest_transcripts() {
     let Some(json) = english_json() else { return };
     let manifest = speech_dir().join("manifest.tsv");
     if !manifest.is_file() {
-        eprintln!("SKIPPED: {} is missing", manifest.display());
+        support::skip(format!("{} is missing", manifest.display()));
         return;
     }
     let normalizer = EnglishTextNormalizer::new(&json).unwrap();
@@ -670,7 +672,7 @@ fn wer_is_the_edit_distance_on_all_small_inputs() {
 fn manifest_of_shared_speech_data() {
     let manifest = speech_dir().join("manifest.tsv");
     if !manifest.is_file() {
-        eprintln!("SKIPPED: {} is missing", manifest.display());
+        support::skip(format!("{} is missing", manifest.display()));
         return;
     }
     let clips = read_manifest(&manifest).unwrap();

@@ -1,6 +1,8 @@
 //! Log-mel front end: the filter bank against openai-whisper's own `mel_filters.npz`, the STFT
 //! framing against a naive DFT written out here, and the properties of Whisper's scaling.
 
+mod support;
+
 use std::f64::consts::PI;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -46,10 +48,10 @@ fn reference_npz() -> Option<Vec<u8>> {
         match status {
             Ok(s) if s.success() && sdist.is_file() => {}
             other => {
-                eprintln!(
-                    "SKIPPED: could not download the openai-whisper sdist with pip ({other:?}); \
+                support::skip(format!(
+                    "could not download the openai-whisper sdist with pip ({other:?}); \
                      the mel filter bank is not compared with Whisper's mel_filters.npz"
-                );
+                ));
                 return None;
             }
         }
@@ -231,7 +233,7 @@ fn speech(name: &str) -> Option<Vec<f32>> {
         .join("../../../shared/data/speech/audio16k")
         .join(name);
     if !path.is_file() {
-        eprintln!("SKIPPED: {} not found", path.display());
+        support::skip(format!("{} not found", path.display()));
         return None;
     }
     Some(load_audio(&path).unwrap())
@@ -393,14 +395,18 @@ fn hann_window_is_periodic() {
 fn matches_a_numpy_reference_when_available() {
     let Some(jfk) = speech("jfk.wav") else { return };
     let Some(npz) = reference_npz() else { return };
-    let has_numpy = Command::new("python3")
+    // `cargo xtask test` provides a venv with numpy; otherwise the system python3.
+    let python = std::env::var("XDNA_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let has_numpy = Command::new(&python)
         .args(["-c", "import numpy"])
         .stderr(std::process::Stdio::null())
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
     if !has_numpy {
-        eprintln!("SKIPPED: python3 with numpy not available for the numpy reference check");
+        support::skip(format!(
+            "{python} has no numpy for the numpy reference check (cargo xtask test provides one)"
+        ));
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -428,7 +434,7 @@ log_spec = np.log10(np.maximum(mel, 1e-10))
 log_spec = np.maximum(log_spec, log_spec.max() - 8.0)
 ((log_spec + 4.0) / 4.0).astype('<f4').tofile(sys.argv[3])
 "#;
-    let ok = Command::new("python3")
+    let ok = Command::new(&python)
         .arg("-c")
         .arg(script)
         .arg(&audio_path)

@@ -1,6 +1,8 @@
 //! Whisper tokenizer: special ids for English-only and multilingual vocabularies, round trips,
 //! the non-speech suppress list against the checkpoints' own lists, and the merge repair.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -14,10 +16,10 @@ fn hf_tiny_en() -> Option<PathBuf> {
     if dir.join("tokenizer.json").is_file() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: {} is missing (the shared Hugging Face tiny.en)",
+        support::skip(format!(
+            "{} is missing (the shared Hugging Face tiny.en)",
             dir.display()
-        );
+        ));
         None
     }
 }
@@ -31,7 +33,9 @@ fn cached(name: &'static str) -> Option<PathBuf> {
     cell.get_or_init(|| match model_dir(name, &default_cache_dir(), true) {
         Ok(dir) => Some(dir),
         Err(e) => {
-            eprintln!("SKIPPED: model {name} is not available and could not be fetched: {e}");
+            support::skip(format!(
+                "model {name} is not available and could not be fetched: {e}"
+            ));
             None
         }
     })

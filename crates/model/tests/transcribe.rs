@@ -3,6 +3,8 @@
 //! The models are fetched into the model cache on first use (`cargo xtask test` does it before
 //! the tests run). Tests whose speech data is missing skip with a loud message.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -21,10 +23,10 @@ fn speech_dir() -> Option<PathBuf> {
     if dir.join("manifest.tsv").exists() {
         Some(dir)
     } else {
-        eprintln!(
-            "\n!!!! SKIPPED: no speech data at {} (the shared data set is missing) !!!!\n",
+        support::skip(format!(
+            "no speech data at {} (the shared data set is missing)",
             dir.display()
-        );
+        ));
         None
     }
 }
@@ -221,10 +223,7 @@ fn safetensors_and_ctranslate2_checkpoints_agree() {
     let hf =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/whisper-tiny.en-hf");
     if !hf.exists() {
-        eprintln!(
-            "\n!!!! SKIPPED: no Hugging Face checkpoint at {} !!!!\n",
-            hf.display()
-        );
+        support::skip(format!("no Hugging Face checkpoint at {}", hf.display()));
         return;
     }
     let config = RuntimeConfig {

@@ -1,6 +1,8 @@
 //! Checkpoint loading: real CTranslate2 and Hugging Face tiny.en (bit-identical by construction),
 //! base, and synthetic CTranslate2 files exercising every dtype, split and error path.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -16,10 +18,10 @@ fn hf_tiny_en() -> Option<PathBuf> {
     if dir.join("model.safetensors").is_file() {
         Some(dir)
     } else {
-        eprintln!(
-            "SKIPPED: {} is missing (the shared Hugging Face tiny.en checkpoint)",
+        support::skip(format!(
+            "{} is missing (the shared Hugging Face tiny.en checkpoint)",
             dir.display()
-        );
+        ));
         None
     }
 }
@@ -33,7 +35,9 @@ fn cached(name: &'static str) -> Option<PathBuf> {
     cell.get_or_init(|| match model_dir(name, &default_cache_dir(), true) {
         Ok(dir) => Some(dir),
         Err(e) => {
-            eprintln!("SKIPPED: model {name} is not available and could not be fetched: {e}");
+            support::skip(format!(
+                "model {name} is not available and could not be fetched: {e}"
+            ));
             None
         }
     })
