@@ -418,6 +418,44 @@ fn main() {
         g.bench_function("lm_head_5x512x51865", |b| {
             b.iter(|| rt.lm_head("lm", &x, rows, &emb, None, &mut logits).unwrap())
         });
+        // Whisper's weights are float16 values: these take the f16 few-row kernel.
+        let f16 = |v: Vec<f32>| -> Vec<f32> {
+            v.into_iter()
+                .map(|w| half::f16::from_f32(w).to_f32())
+                .collect()
+        };
+        let fc1_f16 = rt.linear(f16(values(2, dff * d)), Some(values(3, dff)), d, dff);
+        let emb_f16 = rt.linear(f16(values(4, vocab * d)), None, d, vocab);
+        for r in [1, rows] {
+            g.throughput(Throughput::Elements((2 * r * d * dff) as u64));
+            g.bench_function(format!("f16_weights_matmul_{r}x512x2048"), |b| {
+                b.iter(|| {
+                    rt.matmul(
+                        "fc1",
+                        &x[..r * d],
+                        r,
+                        &fc1_f16,
+                        Epilogue::default(),
+                        &mut h[..r * dff],
+                    )
+                    .unwrap()
+                })
+            });
+            g.throughput(Throughput::Elements((2 * r * d * vocab) as u64));
+            g.bench_function(format!("f16_weights_lm_head_{r}x512x51865"), |b| {
+                b.iter(|| {
+                    rt.lm_head(
+                        "lm",
+                        &x[..r * d],
+                        r,
+                        &emb_f16,
+                        None,
+                        &mut logits[..r * vocab],
+                    )
+                    .unwrap()
+                })
+            });
+        }
         let kv = values(5, 1500 * d);
         let mut o = vec![0.0; rows * d];
         let p = AttentionParams {
