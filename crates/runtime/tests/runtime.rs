@@ -11,6 +11,55 @@ use npu_runtime::{
     RuntimeConfig,
 };
 
+/// The first few-row product on a layer builds its f16 weight copy while other callers of the
+/// same layer wait, some of them on rayon's workers and some on plain threads (several
+/// transcriptions sharing one model). That must finish, not starve the pool.
+#[test]
+fn first_decoding_calls_from_many_threads_at_once_finish() {
+    let rt = Arc::new(runtime(Numerics::F32, vec![]));
+    let (k, n) = (512, 4096);
+    let w: Vec<f32> = values(1, n * k)
+        .into_iter()
+        .map(|v| half::f16::from_f32(v).to_f32())
+        .collect();
+    for round in 0..4 {
+        let lin = Arc::new(rt.linear(w.clone(), None, k, n));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let call = {
+            let (rt, lin) = (rt.clone(), lin.clone());
+            move || {
+                let x = values(7, k);
+                let mut out = vec![0.0; n];
+                rt.matmul("t", &x, 1, &lin, Epilogue::default(), &mut out)
+                    .unwrap();
+                out
+            }
+        };
+        for _ in 0..2 {
+            let (call, tx) = (call.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                use rayon::prelude::*;
+                let outs: Vec<Vec<f32>> = (0..8).into_par_iter().map(|_| call()).collect();
+                let _ = tx.send(outs);
+            });
+        }
+        for _ in 0..2 {
+            let (call, tx) = (call.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                let _ = tx.send(vec![call()]);
+            });
+        }
+        let mut results = Vec::new();
+        for _ in 0..4 {
+            let outs = done_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("round {round}: concurrent first calls hung"));
+            results.extend(outs);
+        }
+        assert!(results.windows(2).all(|p| p[0] == p[1]));
+    }
+}
+
 #[test]
 fn one_runtime_serves_several_threads_at_once() {
     let rt = Arc::new(runtime(Numerics::F32, vec![]));

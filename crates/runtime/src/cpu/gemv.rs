@@ -16,23 +16,37 @@ use super::SyncPtr;
 pub(crate) const MAX_ROWS: usize = 8;
 
 /// `Some(f16 bits)` when every weight is exactly an f16 value, else `None`. Converts 8 lanes at
-/// a time (F16C where the CPU has it) on all threads: it runs on the first decoding step, over
-/// every decoder weight and the 26 M-entry embedding of the LM head.
+/// a time (F16C where the CPU has it) on one scoped thread per core: it runs on the first
+/// decoding step, over every decoder weight and the 26 M-entry embedding of the LM head.
+///
+/// Not rayon: this runs inside `OnceLock::get_or_init`, where other callers of the same layer
+/// block; blocked rayon workers could leave no thread to run the conversion's own tasks.
 pub(crate) fn exact_f16(w: &[f32]) -> Option<Vec<u16>> {
-    const CHUNK: usize = 4096;
     let mut bits = vec![0u16; w.len()];
-    let exact = bits
-        .par_chunks_mut(CHUNK)
-        .zip(w.par_chunks(CHUNK))
-        .all(|(h, w)| {
-            let h: &mut [f16] = h.reinterpret_cast_mut();
-            h.convert_from_f32_slice(w);
-            let mut back = [0.0f32; CHUNK];
-            let back = &mut back[..w.len()];
-            h.convert_to_f32_slice(back);
-            back.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits())
-        });
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per = w.len().div_ceil(threads).max(1 << 16);
+    let exact = std::thread::scope(|s| {
+        let parts: Vec<_> = bits
+            .chunks_mut(per)
+            .zip(w.chunks(per))
+            .map(|(h, w)| s.spawn(move || convert_exact(w, h)))
+            .collect();
+        parts.into_iter().all(|p| p.join().expect("f16 conversion"))
+    });
     exact.then_some(bits)
+}
+
+/// `h = f16(w)`; whether every value survived the round trip unchanged.
+fn convert_exact(w: &[f32], h: &mut [u16]) -> bool {
+    const CHUNK: usize = 4096;
+    let mut back = [0.0f32; CHUNK];
+    h.chunks_mut(CHUNK).zip(w.chunks(CHUNK)).all(|(h, w)| {
+        let h: &mut [f16] = h.reinterpret_cast_mut();
+        h.convert_from_f32_slice(w);
+        let back = &mut back[..w.len()];
+        h.convert_to_f32_slice(back);
+        back.iter().zip(w).all(|(a, b)| a.to_bits() == b.to_bits())
+    })
 }
 
 /// out[rows×n] = x[rows×k] · w[n×k]ᵀ, then `epi`; `w` is f16 bits, `rows <= MAX_ROWS`.
@@ -179,12 +193,13 @@ mod tests {
     fn non_f16_weights_are_refused() {
         assert!(exact_f16(&[0.5, 1.0 / 3.0]).is_none());
         // Several chunks, converted in parallel: one inexact value anywhere is enough.
-        let mut long: Vec<f32> = (0..10_000).map(|i| (i % 64) as f32 - 32.0).collect();
+        let len = 300_001;
+        let mut long: Vec<f32> = (0..len).map(|i| (i % 64) as f32 - 32.0).collect();
         long[1] = -0.0;
         let bits = exact_f16(&long).unwrap();
         assert_eq!(bits[1], f16::NEG_ZERO.to_bits());
-        assert_eq!(f16::from_bits(bits[9_999]).to_f32(), long[9_999]);
-        long[9_999] = 1.0 + f32::EPSILON;
+        assert_eq!(f16::from_bits(bits[len - 1]).to_f32(), long[len - 1]);
+        long[len - 1] = 1.0 + f32::EPSILON;
         assert!(exact_f16(&long).is_none());
         assert_eq!(
             exact_f16(&[0.5, -2.0]).unwrap(),
