@@ -60,11 +60,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
     let skip_log = target.join(SKIP_LOG);
-    match std::fs::remove_file(&skip_log) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(|| format!("removing {}", skip_log.display()))
-        }
-        _ => {}
+    if skip_log.exists() {
+        std::fs::remove_file(&skip_log)
+            .with_context(|| format!("removing {}", skip_log.display()))?;
     }
     eprintln!("running: {cmd:?}");
     let status = cmd.status().context("running cargo test")?;

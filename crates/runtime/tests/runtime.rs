@@ -228,23 +228,24 @@ fn npu_numerics_take_the_dtype_from_the_matching_entry() {
         vec![bf16_entry("f32_mm", Dtype::F32, 8, 16, 32)],
     );
     let lin = rt.linear(values(1, 32 * 16), None, 16, 32);
-    let x = values(2, 5 * 16);
-    let mut out = vec![0.0; 5 * 32];
-    rt.matmul("t", &x, 5, &lin, Epilogue::default(), &mut out)
-        .unwrap();
     assert!(
-        out.iter().any(|&v| bf16(v) != v),
+        product_16x32(&rt, &lin, 5).iter().any(|&v| bf16(v) != v),
         "an f32 kernel must not round its output"
     );
     // 9 rows exceed the entry's 8: no match, bf16.
-    let x9 = values(2, 9 * 16);
-    let mut out9 = vec![0.0; 9 * 32];
-    rt.matmul("t", &x9, 9, &lin, Epilogue::default(), &mut out9)
-        .unwrap();
     assert!(
-        out9.iter().all(|&v| bf16(v) == v),
+        product_16x32(&rt, &lin, 9).iter().all(|&v| bf16(v) == v),
         "without a matching entry the call is bf16"
     );
+}
+
+/// `rows` × 16 inputs times a 16 → 32 layer, no epilogue.
+fn product_16x32(rt: &Runtime, lin: &npu_runtime::Linear, rows: usize) -> Vec<f32> {
+    let x = values(2, rows * 16);
+    let mut out = vec![0.0; rows * 32];
+    rt.matmul("t", &x, rows, lin, Epilogue::default(), &mut out)
+        .unwrap();
+    out
 }
 
 #[test]
@@ -257,12 +258,8 @@ fn an_entry_with_bias_serves_a_product_without_one() {
     }
     let rt = runtime(Numerics::Npu, vec![with_bias]);
     let lin = rt.linear(values(1, 32 * 16), None, 16, 32);
-    let x = values(2, 5 * 16);
-    let mut out = vec![0.0; 5 * 32];
-    rt.matmul("t", &x, 5, &lin, Epilogue::default(), &mut out)
-        .unwrap();
     assert!(
-        out.iter().any(|&v| bf16(v) != v),
+        product_16x32(&rt, &lin, 5).iter().any(|&v| bf16(v) != v),
         "the entry with a bias must serve the bias-less call"
     );
 }

@@ -104,11 +104,7 @@ impl Linear {
         let (w, b) = self.bf16.get_or_init(|| {
             let mut w = vec![0.0; self.w.len()];
             numerics::round_bf16_into(&self.w, &mut w);
-            let b = self
-                .b
-                .as_ref()
-                .map(|b| b.iter().map(|&v| round_bf16_bits(v)).collect());
-            (w, b)
+            (w, self.bias_bf16())
         });
         (w, b.as_deref())
     }
@@ -122,13 +118,16 @@ impl Linear {
                 .iter()
                 .zip(&self.w)
                 .all(|(a, b)| a.to_bits() == b.to_bits());
-            let b = self
-                .b
-                .as_ref()
-                .map(|b| b.iter().map(|&v| round_bf16_bits(v)).collect());
-            ((!same).then_some(w), b)
+            ((!same).then_some(w), self.bias_bf16())
         });
         (w.as_deref().unwrap_or(&self.w), b.as_deref())
+    }
+
+    /// The bias as bf16 kernels read it (plain and split-weight alike).
+    fn bias_bf16(&self) -> Option<Vec<f32>> {
+        self.b
+            .as_ref()
+            .map(|b| b.iter().map(|&v| round_bf16_bits(v)).collect())
     }
 
     pub(crate) fn int8(&self, per_channel: bool) -> &QuantWeights {
