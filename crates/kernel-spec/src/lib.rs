@@ -5,17 +5,18 @@
 
 mod check;
 mod device;
+mod family;
 pub mod manifest;
+mod plan;
 mod render;
 mod seq;
 mod spec;
 
 use std::path::{Path, PathBuf};
 
-pub use check::{
-    check, check_with, estimate_us, plan, Buffer, CheckError, CheckKind, Plan, ResourceUse,
-};
+pub use check::{check, check_with, estimate_us, CheckError, CheckKind, ResourceUse};
 pub use device::Limits;
+pub use plan::{plan, Buffer, Plan};
 pub use render::{render, RenderError, Rendered};
 pub use seq::{GemmPass, SeqOp, Split};
 pub use spec::{

@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::{json, Value};
 
-use crate::check::{plan, Plan};
-use crate::{Dtype, KernelSpec, Op};
+use crate::plan::{plan, Plan};
+use crate::{family, Dtype, KernelSpec};
 
 /// The rendered files of one entry and every template file read to produce them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +144,7 @@ fn format_jinja_error(e: &minijinja::Error) -> String {
 }
 
 /// MLIR element type of a dtype.
-fn mlir_ty(d: Dtype) -> &'static str {
+pub(crate) fn mlir_ty(d: Dtype) -> &'static str {
     match d {
         Dtype::Bf16 => "bf16",
         Dtype::Int8 => "i8",
@@ -153,7 +153,7 @@ fn mlir_ty(d: Dtype) -> &'static str {
 }
 
 /// C++ element type of a dtype (AIE API).
-fn cc_ty(d: Dtype) -> &'static str {
+pub(crate) fn cc_ty(d: Dtype) -> &'static str {
     match d {
         Dtype::Bf16 => "bfloat16",
         Dtype::Int8 => "int8",
@@ -161,113 +161,14 @@ fn cc_ty(d: Dtype) -> &'static str {
     }
 }
 
-/// Everything the templates see. Derived numbers are computed here, not in Jinja.
+/// Everything the templates see: the keys every family shares here, the family's own under `f`
+/// (and `gemm`) from its `FamilyDef::context`. Derived numbers are computed in Rust, not in Jinja.
 fn context(spec: &KernelSpec, plan: &Plan) -> Value {
     let lim = spec.device.limits();
     let t = &spec.tiling;
     let (mm_m, mm_k, mm_n) = lim.mmul(spec.dtype);
-    let mut family = json!({});
-    let mut gemm = Value::Null;
-    match spec.op {
-        Op::Matmul {
-            bias,
-            gelu,
-            residual,
-            quant,
-            m,
-            k,
-            n,
-            split_weights,
-        } => {
-            let out = match quant {
-                Some(q) if q.requantize_output => Dtype::Int8,
-                _ => Dtype::Bf16,
-            };
-            family = json!({
-                "m_orig": m, "k_orig": k, "n_orig": n,
-                "bias": bias, "gelu": gelu, "residual": residual,
-                "quant": quant.is_some(),
-                "per_channel": matches!(quant, Some(q) if q.weight_scale == crate::WeightScale::PerChannel),
-                "requantize": matches!(quant, Some(q) if q.requantize_output),
-                "split_weights": split_weights,
-            });
-            gemm = gemm_ctx(spec, plan, out);
-        }
-        Op::Ffn {
-            rows,
-            d_model,
-            d_ff,
-            split_weights,
-        } => {
-            family = json!({
-                "rows_orig": rows, "d_model": d_model, "d_ff": d_ff,
-                "split_weights": split_weights,
-            });
-            gemm = gemm_ctx(spec, plan, Dtype::Bf16);
-        }
-        Op::LmHead {
-            rows,
-            d_model,
-            vocab,
-            top_k,
-            split_weights,
-        } => {
-            family = json!({
-                "rows_orig": rows, "d_model": d_model, "vocab": vocab,
-                "top_k": top_k, "v_orig": top_k.unwrap_or(vocab),
-                "split_weights": split_weights,
-            });
-            gemm = gemm_ctx(spec, plan, Dtype::F32);
-        }
-        Op::Attention {
-            kind,
-            heads,
-            head_dim,
-            q_len,
-            kv_len,
-        } => {
-            let kind_s = match kind {
-                crate::AttentionKind::Encoder => "encoder",
-                crate::AttentionKind::CausalSelf => "causal_self",
-                crate::AttentionKind::Cross => "cross",
-            };
-            family = json!({
-                "kind": kind_s, "causal": kind == crate::AttentionKind::CausalSelf,
-                "heads": heads, "head_dim": head_dim, "q_len": q_len, "kv_len": kv_len,
-                "d": heads * head_dim,
-                "q_blocks": plan.m / t.tile_m,
-                "kv_blocks": plan.n / t.tile_n,
-                "heads_per_col": heads / t.columns,
-                "q_blocks_per_row": plan.m / t.tile_m / t.rows,
-                // 1/sqrt(head_dim) * log2(e): scores are exponentiated with exp2.
-                "scale": format!("{:.9e}", std::f64::consts::LOG2_E / (head_dim as f64).sqrt()),
-                // Default run-time parameters: every key valid; queries are the last q_len positions.
-                "rtp_valid": kv_len,
-                "rtp_offset": kv_len.saturating_sub(q_len),
-                "q_dims": [[t.tile_m / mm_m, mm_m * head_dim], [head_dim / mm_k, mm_k], [mm_m, head_dim], [mm_k, 1]],
-                "kv_elems": 2 * t.tile_n * head_dim,
-                "args": seq_args(&[
-                    ("q", plan.m * heads * head_dim, "bf16"),
-                    ("kv", heads * (plan.n / t.tile_n) * 2 * t.tile_n * head_dim, "bf16"),
-                    ("o", plan.m * heads * head_dim, "bf16"),
-                ]),
-                "ops": plan.sequence.as_ref().map(|q| &q.ops),
-            });
-        }
-        Op::LayerNorm { rows, dim, eps } => {
-            family = json!({
-                "rows_orig": rows, "dim": dim, "eps": format!("{eps:e}"),
-                "blocks": plan.m / t.tile_m,
-                "blocks_per_core": plan.tiles_per_core,
-                "args": seq_args(&[
-                    ("x", plan.m * dim, mlir_ty(spec.dtype)),
-                    ("params", 2 * dim, "f32"),
-                    ("y", plan.m * dim, mlir_ty(spec.dtype)),
-                ]),
-                "ops": plan.sequence.as_ref().map(|q| &q.ops),
-            });
-        }
-    }
+    let def = family::def(spec.op.family());
+    let family = def.context(spec, plan);
     json!({
         "name": spec.name,
         "family": spec.family.as_str(),
@@ -290,15 +191,15 @@ fn context(spec: &KernelSpec, plan: &Plan) -> Value {
         "tiles_per_core": plan.tiles_per_core,
         "col_ids": (0..t.columns).collect::<Vec<_>>(),
         "row_ids": (0..t.rows).collect::<Vec<_>>(),
-        "f": family,
-        "gemm": gemm,
+        "f": family.f,
+        "gemm": family.gemm,
         "stack_bytes": lim.stack_bytes,
-        "needs_exp": crate::check::needs_exp(spec),
+        "needs_exp": def.needs_exp(&spec.op),
     })
 }
 
 /// Runtime-sequence arguments: a list (for the signature) and a name -> type map (for the ops).
-fn seq_args(args: &[(&str, usize, &str)]) -> Value {
+pub(crate) fn seq_args(args: &[(&str, usize, &str)]) -> Value {
     let list: Vec<Value> = args
         .iter()
         .map(|(n, len, ty)| json!({"name": n, "len": len, "ty": format!("memref<{len}x{ty}>")}))
@@ -308,56 +209,4 @@ fn seq_args(args: &[(&str, usize, &str)]) -> Value {
         .map(|(n, len, ty)| (n.to_string(), Value::String(format!("memref<{len}x{ty}>"))))
         .collect();
     json!({"list": list, "ty": map})
-}
-
-/// Types, FIFO element shapes and layout transforms of the matmul-like designs.
-fn gemm_ctx(spec: &KernelSpec, plan: &Plan, out: Dtype) -> Value {
-    let lim = spec.device.limits();
-    let t = &spec.tiling;
-    let (r, s, u) = lim.mmul(spec.dtype);
-    let (tm, tk, tn) = (t.tile_m, t.tile_k, t.tile_n);
-    let acc = if spec.dtype == Dtype::Int8 {
-        ("i32", "int32")
-    } else {
-        ("f32", "float")
-    };
-    // Runtime-sequence arguments in order of first use; 1-D memrefs of the padded sizes.
-    let mut args: Vec<(&str, usize, Dtype)> = Vec::new();
-    let mut add = |name: &'static str, len: usize, ty: Dtype| {
-        if !args.iter().any(|a| a.0 == name) {
-            args.push((name, len, ty));
-        }
-    };
-    for p in &plan.passes {
-        add(p.a, p.m * p.planes_a * p.k, spec.dtype);
-        let params = if p.params { p.n_blocks * tk * tn } else { 0 };
-        add(p.b, p.planes_b * p.k * p.n + params, spec.dtype);
-        if p.residual {
-            add(p.r, p.m * p.n, spec.dtype);
-        }
-        add(p.c, p.m * p.n, out);
-    }
-    let arg_list: Vec<Value> = args
-        .iter()
-        .map(|(n, len, ty)| json!({"name": n, "len": len, "ty": format!("memref<{len}x{}>", mlir_ty(*ty))}))
-        .collect();
-    let arg_ty: serde_json::Map<String, Value> = args
-        .iter()
-        .map(|(n, len, ty)| {
-            (
-                n.to_string(),
-                Value::String(format!("memref<{len}x{}>", mlir_ty(*ty))),
-            )
-        })
-        .collect();
-    json!({
-        "args": arg_list, "arg_ty": arg_ty,
-        "out_mlir": mlir_ty(out), "out_cc": cc_ty(out), "out_bytes": out.bytes(),
-        "acc_mlir": acc.0, "acc_cc": acc.1,
-        // Row-major tiles -> aie::mmul blocks (A: r x s, B: s x t), done by the mem tile's DMA.
-        "a_dims": [[tm / r, r * tk], [tk / s, s], [r, tk], [s, 1]],
-        "b_dims": [[tk / s, s * tn], [tn / u, u], [s, tn], [u, 1]],
-        "a_elems": tm * tk, "b_elems": tk * tn, "c_elems": tm * tn,
-        "passes": plan.passes,
-    })
 }

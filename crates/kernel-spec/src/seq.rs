@@ -1,6 +1,7 @@
-//! Runtime-sequence DMA transfers (host memory <-> shim tiles) of the matmul-like designs,
-//! computed here so that `check` can verify them against the shim BD limits and the templates
-//! only print them.
+//! Runtime-sequence DMA transfers (host memory <-> shim tiles), computed in Rust so that `check`
+//! can verify them against the shim BD limits and the templates only print them: the passes of
+//! the matmul-like designs here, and a builder for the other families' sequences (written in
+//! their `family/<name>.rs`).
 
 use serde::Serialize;
 
@@ -325,7 +326,8 @@ pub struct Sequence {
     pub max_d1: usize,
 }
 
-struct Builder {
+/// Collects the transfers of a non-matmul design (per column BD ids from 0) and their limits.
+pub(crate) struct Builder {
     ops: Vec<SeqOp>,
     id: usize,
     max_bds: usize,
@@ -334,7 +336,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn new() -> Builder {
+    pub fn new() -> Builder {
         Builder {
             ops: Vec::new(),
             id: 0,
@@ -343,10 +345,10 @@ impl Builder {
             max_d1: 1,
         }
     }
-    fn start_column(&mut self) {
+    pub fn start_column(&mut self) {
         self.id = 0;
     }
-    fn memcpy(
+    pub fn memcpy(
         &mut self,
         arg: &'static str,
         offset: usize,
@@ -370,10 +372,10 @@ impl Builder {
         self.id += 1;
         self.max_bds = self.max_bds.max(self.id);
     }
-    fn wait(&mut self, fifo: String) {
+    pub fn wait(&mut self, fifo: String) {
         self.ops.push(SeqOp::Wait { fifo });
     }
-    fn finish(self) -> Sequence {
+    pub fn finish(self) -> Sequence {
         Sequence {
             ops: self.ops,
             max_bds: self.max_bds,
@@ -381,110 +383,4 @@ impl Builder {
             max_d1: self.max_d1,
         }
     }
-}
-
-/// Attention: column c takes heads h = c + columns*hh, row r takes query blocks
-/// b = gq*rows + r. Per (head, query group): drain O, fill Q, stream every K/V block of the head.
-#[allow(clippy::too_many_arguments)]
-pub fn attention(
-    heads: usize,
-    head_dim: usize,
-    q_len: usize,
-    kv_len: usize,
-    tm: usize,
-    tn: usize,
-    cols: usize,
-    rows: usize,
-) -> Sequence {
-    let d = heads * head_dim;
-    let kvb = kv_len / tn;
-    let hpc = heads / cols;
-    let qpr = q_len / tm / rows;
-    let mut b = Builder::new();
-    for hh in 0..hpc {
-        for gq in 0..qpr {
-            for c in 0..cols {
-                let h = c + cols * hh;
-                let row0 = gq * rows * tm;
-                b.start_column();
-                b.memcpy(
-                    "o",
-                    row0 * d + h * head_dim,
-                    [1, 1, rows * tm, head_dim],
-                    [0, 0, d, 1],
-                    format!("O_out_{c}"),
-                    true,
-                );
-                b.memcpy(
-                    "q",
-                    row0 * d + h * head_dim,
-                    [1, 1, rows * tm, head_dim],
-                    [0, 0, d, 1],
-                    format!("Q_in_{c}"),
-                    false,
-                );
-                let kv_elems = 2 * tn * head_dim;
-                b.memcpy(
-                    "kv",
-                    h * kvb * kv_elems,
-                    [1, 1, 1, kvb * kv_elems],
-                    [0, 0, 0, 1],
-                    format!("KV_in_{c}"),
-                    false,
-                );
-            }
-            for c in 0..cols {
-                b.wait(format!("O_out_{c}"));
-            }
-        }
-    }
-    b.finish()
-}
-
-/// LayerNorm: block b (tm rows) goes to core (c, r) with b = (g*columns + c)*rows + r.
-pub fn layernorm(rows_total: usize, dim: usize, tm: usize, cols: usize, rows: usize) -> Sequence {
-    let groups = rows_total / tm / (cols * rows);
-    let mut b = Builder::new();
-    let per = rows * tm;
-    let mut first = 0;
-    while first < groups {
-        let len = (groups - first).min(64);
-        for c in 0..cols {
-            b.start_column();
-            let off = ((first * cols + c) * per) * dim;
-            let stride = cols * per * dim;
-            b.memcpy(
-                "y",
-                off,
-                [len, 1, per, dim],
-                [stride, 0, dim, 1],
-                format!("Y_out_{c}"),
-                true,
-            );
-            if first == 0 {
-                // gamma and beta once per call; the cores keep them for all their blocks.
-                b.memcpy(
-                    "params",
-                    0,
-                    [1, 1, 1, 2 * dim],
-                    [0, 0, 0, 1],
-                    format!("P_in_{c}"),
-                    false,
-                );
-            }
-            b.memcpy(
-                "x",
-                off,
-                [len, 1, per, dim],
-                [stride, 0, dim, 1],
-                format!("X_in_{c}"),
-                false,
-            );
-        }
-        for c in 0..cols {
-            b.wait(format!("Y_out_{c}"));
-        }
-        first += len;
-    }
-    b.finish()
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::SpecError;
+use crate::{family, SpecError};
 
 /// Kernel family; each has one TOML file (`<family>.toml`) and one template directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -207,41 +207,12 @@ impl Op {
 
     /// Multiply-accumulates of one call (for the roofline estimate).
     pub fn macs(&self) -> f64 {
-        match *self {
-            Op::Matmul { m, k, n, .. } => (m * k * n) as f64,
-            Op::Attention {
-                heads,
-                head_dim,
-                q_len,
-                kv_len,
-                ..
-            } => 2.0 * (heads * q_len * kv_len * head_dim) as f64,
-            Op::Ffn {
-                rows,
-                d_model,
-                d_ff,
-                ..
-            } => 2.0 * (rows * d_model * d_ff) as f64,
-            // mean, variance, scale: a few vector ops per element, counted as 4 MAC-equivalents.
-            Op::LayerNorm { rows, dim, .. } => 4.0 * (rows * dim) as f64,
-            Op::LmHead {
-                rows,
-                d_model,
-                vocab,
-                top_k,
-                ..
-            } => (rows * d_model * top_k.unwrap_or(vocab)) as f64,
-        }
+        family::def(self.family()).macs(self)
     }
 
     /// Whether the weights travel as two bf16 planes (`split_weights`).
     pub fn split_weights(&self) -> bool {
-        match *self {
-            Op::Matmul { split_weights, .. }
-            | Op::Ffn { split_weights, .. }
-            | Op::LmHead { split_weights, .. } => split_weights,
-            Op::Attention { .. } | Op::LayerNorm { .. } => false,
-        }
+        family::def(self.family()).split_weights(self)
     }
 }
 
@@ -317,18 +288,15 @@ impl KernelSpec {
 
     /// Row dimension after padding.
     pub fn padded_m(&self) -> usize {
-        let m = match self.op {
-            Op::Matmul { m, .. } => m,
-            Op::Attention { q_len, .. } => q_len,
-            Op::Ffn { rows, .. } | Op::LayerNorm { rows, .. } | Op::LmHead { rows, .. } => rows,
-        };
+        let m = family::def(self.op.family()).rows(&self.op);
         self.tiling.pad_m_to.unwrap_or(m).max(m)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // File format. Each family file is `[[kernel]]` tables; common keys plus the family's shape keys
-// sit directly in the table, the tiling in `[kernel.tiling]`.
+// (declared with `entry!` in `family/<name>.rs`) sit directly in the table, the tiling in
+// `[kernel.tiling]`.
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -337,76 +305,38 @@ struct File<E> {
     kernel: Vec<E>,
 }
 
-macro_rules! entry_struct {
-    ($name:ident { $($field:ident : $ty:ty $(= $default:literal)?),* $(,)? }) => {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct $name {
-            name: String,
-            device: Device,
-            dtype: Dtype,
-            #[serde(default)]
-            description: Option<String>,
-            tiling: Tiling,
-            $( $(#[serde(default = $default)])? $field: $ty, )*
-        }
-    };
-}
-
-entry_struct!(MatmulEntry {
-    m: usize,
-    k: usize,
-    n: usize,
-    bias: bool = "no",
-    gelu: bool = "no",
-    residual: bool = "no",
-    quant: Option<Quant> = "none",
-    split_weights: bool = "no",
-});
-entry_struct!(AttentionEntry {
-    kind: AttentionKind,
-    heads: usize,
-    head_dim: usize,
-    q_len: usize,
-    kv_len: usize,
-});
-entry_struct!(FfnEntry {
-    rows: usize,
-    d_model: usize,
-    d_ff: usize,
-    split_weights: bool = "no",
-});
-entry_struct!(LayerNormEntry {
-    rows: usize,
-    dim: usize,
-    eps: f64,
-});
-entry_struct!(LmHeadEntry {
-    rows: usize,
-    d_model: usize,
-    vocab: usize,
-    top_k: Option<usize> = "none",
-    split_weights: bool = "no",
-});
-
-fn no() -> bool {
-    false
-}
-fn none<T>() -> Option<T> {
-    None
-}
-
-trait Entry {
+/// One `[[kernel]]` table of a family file, turned into a spec.
+pub(crate) trait Entry {
     fn into_spec(self, family: Family, file: &Path, index: usize) -> KernelSpec;
 }
 
-macro_rules! impl_entry {
-    ($ty:ident, |$e:ident| $op:expr) => {
-        impl Entry for $ty {
-            fn into_spec(self, family: Family, file: &Path, index: usize) -> KernelSpec {
+/// Defines a family's `[[kernel]]` table: the common keys (name, device, dtype, description,
+/// tiling) then the family's shape keys, and how they become its `Op`:
+/// `entry!(Entry { m: usize, #[serde(default)] bias: bool } => |e| Op::Matmul { .. });`
+macro_rules! entry {
+    ($name:ident { $($(#[$attr:meta])* $field:ident : $ty:ty),* $(,)? } => |$e:ident| $op:expr) => {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name {
+            name: String,
+            device: $crate::Device,
+            dtype: $crate::Dtype,
+            #[serde(default)]
+            description: Option<String>,
+            tiling: $crate::Tiling,
+            $( $(#[$attr])* $field: $ty, )*
+        }
+
+        impl $crate::spec::Entry for $name {
+            fn into_spec(
+                self,
+                family: $crate::Family,
+                file: &std::path::Path,
+                index: usize,
+            ) -> $crate::KernelSpec {
                 let $e = &self;
                 let op = $op;
-                KernelSpec {
+                $crate::KernelSpec {
                     name: self.name,
                     family,
                     file: file.to_path_buf(),
@@ -421,44 +351,10 @@ macro_rules! impl_entry {
         }
     };
 }
+pub(crate) use entry;
 
-impl_entry!(MatmulEntry, |e| Op::Matmul {
-    m: e.m,
-    k: e.k,
-    n: e.n,
-    bias: e.bias,
-    gelu: e.gelu,
-    residual: e.residual,
-    quant: e.quant,
-    split_weights: e.split_weights,
-});
-impl_entry!(AttentionEntry, |e| Op::Attention {
-    kind: e.kind,
-    heads: e.heads,
-    head_dim: e.head_dim,
-    q_len: e.q_len,
-    kv_len: e.kv_len,
-});
-impl_entry!(FfnEntry, |e| Op::Ffn {
-    rows: e.rows,
-    d_model: e.d_model,
-    d_ff: e.d_ff,
-    split_weights: e.split_weights,
-});
-impl_entry!(LayerNormEntry, |e| Op::LayerNorm {
-    rows: e.rows,
-    dim: e.dim,
-    eps: e.eps,
-});
-impl_entry!(LmHeadEntry, |e| Op::LmHead {
-    rows: e.rows,
-    d_model: e.d_model,
-    vocab: e.vocab,
-    top_k: e.top_k,
-    split_weights: e.split_weights,
-});
-
-fn parse_as<E: Entry + for<'de> Deserialize<'de>>(
+/// The entries of a family file whose tables are `E`.
+pub(crate) fn parse_as<E: Entry + for<'de> Deserialize<'de>>(
     family: Family,
     file: &Path,
     text: &str,
@@ -520,13 +416,7 @@ pub fn parse_file(file: &Path, text: &str) -> Result<Vec<KernelSpec>, SpecError>
         file: file.to_path_buf(),
         stem: stem.to_string(),
     })?;
-    let specs = match family {
-        Family::Matmul => parse_as::<MatmulEntry>(family, file, text)?,
-        Family::Attention => parse_as::<AttentionEntry>(family, file, text)?,
-        Family::Ffn => parse_as::<FfnEntry>(family, file, text)?,
-        Family::LayerNorm => parse_as::<LayerNormEntry>(family, file, text)?,
-        Family::LmHead => parse_as::<LmHeadEntry>(family, file, text)?,
-    };
+    let specs = family::def(family).parse(file, text)?;
     for s in &specs {
         validate_name(s)?;
     }

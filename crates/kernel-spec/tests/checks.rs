@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use kernel_spec::{check, check_with, parse_file, CheckKind, KernelSpec, SpecError};
+use kernel_spec::{check, check_with, parse_file, CheckKind, KernelSpec, SeqOp, SpecError};
 
 fn spec(file: &str, text: &str) -> KernelSpec {
     let mut v = parse_file(Path::new(file), text).unwrap_or_else(|e| panic!("{e}"));
@@ -357,6 +357,80 @@ fn attention_checks() {
         ),
         "{msg}"
     );
+}
+
+#[test]
+fn attention_parameters_ride_in_the_kv_stream() {
+    // 8 heads x 64 over 4 columns, 448 keys in 14 blocks of 32, 2 query groups per column.
+    let s = spec(
+        "kernel-specs/attention.toml",
+        "[[kernel]]\nname = \"self_attn\"\ndevice = \"npu1\"\ndtype = \"bf16\"\nkind = \"causal_self\"\nheads = 8\nhead_dim = 64\nq_len = 16\nkv_len = 448\n[kernel.tiling]\ntile_m = 8\ntile_n = 32\ncolumns = 4\nrows = 1\n",
+    );
+    let kv_elems = 2 * 32 * 64;
+    let params_at = 8 * 14 * kv_elems;
+    let p = kernel_spec::plan(&s).unwrap();
+    let ops = &p.sequence.as_ref().expect("attention has a sequence").ops;
+    // Per column since its last wait: (argument, offset, sizes, BD id).
+    type Transfer<'a> = (&'a str, usize, [usize; 4], usize);
+    let mut per_column: Vec<Vec<Transfer>> = vec![Vec::new(); 4];
+    let mut group = 0;
+    for op in ops {
+        match op {
+            SeqOp::Memcpy {
+                arg,
+                offset,
+                sizes,
+                id,
+                fifo,
+                ..
+            } => {
+                let c: usize = fifo.rsplit('_').next().unwrap().parse().unwrap();
+                if *id == 0 {
+                    per_column[c].clear();
+                }
+                per_column[c].push((arg, *offset, *sizes, *id));
+            }
+            SeqOp::Wait { .. } => {
+                for (c, col) in per_column.iter().enumerate() {
+                    let ids: Vec<usize> = col.iter().map(|x| x.3).collect();
+                    let args: Vec<&str> = col.iter().map(|x| x.0).collect();
+                    if group == 0 {
+                        assert_eq!(ids, [0, 1, 2, 3], "column {c}");
+                        assert_eq!(args, ["o", "q", "kv", "kv"], "column {c}");
+                        assert_eq!(col[2].1, params_at, "column {c}");
+                        assert_eq!(col[2].2, [1, 1, 1, kv_elems], "column {c}");
+                    } else {
+                        assert_eq!(ids, [0, 1, 2], "column {c}, group {group}");
+                        assert_eq!(args, ["o", "q", "kv"], "column {c}, group {group}");
+                    }
+                }
+                if matches!(op, SeqOp::Wait { fifo } if fifo == "O_out_3") {
+                    group += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(group, 4, "2 heads x 2 query groups per column");
+    let params_reads = ops
+        .iter()
+        .filter(|op| matches!(op, SeqOp::Memcpy { offset, .. } if *offset == params_at))
+        .count();
+    assert_eq!(params_reads, 4, "one parameter object per column per call");
+    // Q and O once, K/V once per query group, the parameter object once per column (bf16).
+    let expected = 2 * 16 * 512 * 2 + 2 * (448 * 2 * 512 * 2) + 4 * kv_elems * 2;
+    assert_eq!(check(&s).unwrap().ddr_bytes, expected as u64);
+
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+    let r = kernel_spec::render(&s, &templates).unwrap();
+    let design = &r.files[0].1;
+    assert!(!design.contains("rtp_write"), "{design}");
+    assert!(design.contains(&format!("%kv : memref<{}xbf16>", params_at + kv_elems)));
+    // Each core reads the parameter object once per call, before its heads loop.
+    let call = design.find("scf.for %call").unwrap();
+    let params = design[call..].find("func.call @attn_params(").unwrap();
+    let heads = design[call..].find("scf.for %hh").unwrap();
+    assert!(params < heads, "{design}");
+    assert_eq!(design.matches("func.call @attn_params(").count(), 4);
 }
 
 #[test]
