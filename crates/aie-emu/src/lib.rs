@@ -8,6 +8,12 @@
 //!   (bytes, little-endian elements); outputs are written into them. Errors name the design
 //!   file, the op's line and what went wrong (deadlock, overrun, contract violation).
 
+mod exec;
+mod mlir;
+mod model;
+mod pattern;
+mod program;
+
 use std::path::{Path, PathBuf};
 
 pub use aie_kernels::{Elem, MemType};
@@ -38,6 +44,10 @@ pub struct RunReport {
     pub calls: u64,
     /// Bytes moved between host and array.
     pub host_bytes: u64,
+    /// Most transfers waiting in one shim channel's task queue behind the running one. The
+    /// device's queue holds 4; beyond that the model assumes the command processor stalls
+    /// (undocumented).
+    pub max_queued_tasks: usize,
 }
 
 /// An error, always naming the design file; `line` is the op's line where one is to blame.
@@ -52,6 +62,8 @@ pub struct EmuError {
 /// A parsed and checked design, ready to run any number of times (`&self`, thread-safe).
 pub struct Emulator {
     file: PathBuf,
+    model: model::Model,
+    lib: aie_kernels::CoreLibrary,
 }
 
 impl Emulator {
@@ -67,25 +79,65 @@ impl Emulator {
 
     /// As [`Emulator::load`], from the design's text (`file` names it in messages).
     pub fn from_text(spec: &KernelSpec, file: &Path, text: &str) -> Result<Emulator, EmuError> {
-        let _ = (spec, text);
-        Err(EmuError {
+        let err = |line: Option<usize>, message: String| EmuError {
             file: file.to_path_buf(),
-            line: None,
-            message: "the emulator is not written yet".into(),
+            line,
+            message,
+        };
+        let lib = aie_kernels::library_for(spec).map_err(|e| {
+            err(
+                None,
+                format!("core-function models of {}: {e}", spec.origin()),
+            )
+        })?;
+        let ast = mlir::parse::parse(text).map_err(|(l, m)| err(Some(l), m))?;
+        let model = model::build(&ast, spec.device.limits(), &lib).map_err(|(l, m)| err(l, m))?;
+        Ok(Emulator {
+            file: file.to_path_buf(),
+            model,
+            lib,
         })
     }
 
     pub fn host_args(&self) -> &[HostArg] {
-        &[]
+        &self.model.args
     }
 
     /// Runs one invocation; `host[i]` is the buffer of `host_args()[i]` (exactly its bytes).
+    /// Outputs are written into the buffers the runtime sequence drains into.
     pub fn run(&self, host: &mut [&mut [u8]]) -> Result<RunReport, EmuError> {
-        let _ = host;
-        Err(EmuError {
+        let err = |line: Option<usize>, message: String| EmuError {
             file: self.file.clone(),
-            line: None,
-            message: "the emulator is not written yet".into(),
-        })
+            line,
+            message,
+        };
+        if host.len() != self.model.args.len() {
+            return Err(err(
+                Some(self.model.seq_line),
+                format!(
+                    "{} host buffers given, the runtime sequence takes {}",
+                    host.len(),
+                    self.model.args.len()
+                ),
+            ));
+        }
+        for (h, a) in host.iter().zip(&self.model.args) {
+            if h.len() != a.bytes() {
+                return Err(err(
+                    Some(self.model.seq_line),
+                    format!(
+                        "host buffer %{} has {} bytes, the design expects {} ({} x {})",
+                        a.name,
+                        h.len(),
+                        a.bytes(),
+                        a.len,
+                        a.elem.mlir()
+                    ),
+                ));
+            }
+        }
+        exec::Run::new(&self.model, &self.lib, host)
+            .execute()
+            .map_err(|(l, m)| err(l, m))
     }
 }

@@ -1,0 +1,5 @@
+//! Reading rendered designs: tokens, ops, and the op tree with line numbers.
+
+pub mod ast;
+pub mod parse;
+pub mod token;
