@@ -46,3 +46,21 @@ fn every_kernel_spec_entry_loads() {
         }
     }
 }
+
+/// Every entry of the project's kernel specs runs one invocation to the end on zeros: no
+/// deadlock, every transfer complete, every core back at the start of a call.
+#[test]
+fn every_kernel_spec_entry_runs_to_rest() {
+    let specs = kernel_spec::load_dir(&workspace().join("kernel-specs")).expect("specs");
+    let mut failures = Vec::new();
+    for s in &specs {
+        let t = std::time::Instant::now();
+        let emu = emulator(s, &design(s)).expect("loads");
+        let mut host = zero_host(&emu);
+        match run(&emu, &mut host) {
+            Ok(r) => eprintln!("{:<32} {:>8.1} us estimated, {:>8} calls, queue {} ({:.2} s)", s.name, r.estimate_us, r.calls, r.max_queued_tasks, t.elapsed().as_secs_f64()),
+            Err(e) => failures.push(format!("{}: {e}", s.name)),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -263,6 +263,15 @@ fn build_one(
         let path = staging.path().join(fname);
         fs::write(&path, text).map_err(|e| failure(format!("{}: {e}", path.display())))?;
     }
+    // The design must run in the emulator before it is worth compiling.
+    if let Some((_, design)) = files.iter().find(|(n, _)| n == DESIGN_FILE) {
+        let shown = out.join(name).join(&p.hash).join(DESIGN_FILE);
+        let record = crate::emulate::emulate(&p.spec, &shown, design)
+            .map_err(|e| failure(format!("the emulator rejects the design: {e}")))?;
+        let path = staging.path().join(crate::emulate::EMULATION_FILE);
+        let json = serde_json::to_string_pretty(&record).expect("plain data serialises");
+        fs::write(&path, json).map_err(|e| failure(format!("{}: {e}", path.display())))?;
+    }
     let status = match toolchain {
         None => ArtifactStatus::Emitted,
         Some(tc) => {

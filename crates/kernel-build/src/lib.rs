@@ -9,6 +9,7 @@
 //! Finally `<out>/manifest.json` is written atomically. An up-to-date kernel is not even rendered
 //! again: `<out>/.render-index.json` records what its last render depended on (see `plan`).
 
+mod emulate;
 mod engine;
 mod error;
 pub mod fsutil;

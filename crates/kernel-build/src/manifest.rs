@@ -54,6 +54,8 @@ pub fn entry(p: &Planned, out: &Path, stamp: &Stamp) -> ManifestEntry {
         },
         resources: p.resources.clone(),
         estimate_us: p.estimate_us,
+        emulated: crate::emulate::read(&out.join(name).join(&p.hash)),
+        spec: p.spec.clone(),
     }
 }
 

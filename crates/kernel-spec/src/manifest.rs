@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Device, Dtype, Family, Op, ResourceUse};
+use crate::{Device, Dtype, Family, KernelSpec, Op, ResourceUse};
 
-pub const MANIFEST_VERSION: u32 = 1;
+/// 2: entries carry the whole spec (`spec`), which the emulator and the NPU backend need.
+pub const MANIFEST_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -32,6 +33,25 @@ pub struct ManifestEntry {
     pub artifacts: Artifacts,
     pub resources: ResourceUse,
     pub estimate_us: f64,
+    /// The dataflow emulator's event-level estimate of one invocation (an estimate from a
+    /// model, not a measurement); `None` in directories built before it existed.
+    #[serde(default)]
+    pub emulated: Option<Emulated>,
+    /// The whole spec entry (tiling, padding, file of origin): what the runtime needs to lay
+    /// out the design's host buffers and what the emulator reads with the design.
+    pub spec: KernelSpec,
+}
+
+/// What one emulated invocation of the design measured (see `aie-emu`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Emulated {
+    /// Estimated NPU time of one invocation: core functions at their cycle counts, DMAs at
+    /// channel bandwidth, overlapped as the object FIFOs allow.
+    pub estimate_us: f64,
+    pub core_calls: u64,
+    pub host_bytes: u64,
+    /// Most transfers queued behind the running one on a shim channel (the device queue holds 4).
+    pub max_queued_tasks: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,17 +109,24 @@ impl Manifest {
 
     /// Parses manifest text; `path` only names it in errors.
     pub fn from_json(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
-        let m: Manifest = serde_json::from_str(text).map_err(|source| ManifestError::Json {
+        let json = |source| ManifestError::Json {
             path: path.to_path_buf(),
             source,
-        })?;
-        if m.version != MANIFEST_VERSION {
+        };
+        // The version first: an older manifest lacks fields, and "rebuild it" says more than
+        // the name of the first missing field.
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version = serde_json::from_str(text).map_err(json)?;
+        if v.version != MANIFEST_VERSION {
             return Err(ManifestError::Version {
                 path: path.to_path_buf(),
-                found: m.version,
+                found: v.version,
             });
         }
-        Ok(m)
+        serde_json::from_str(text).map_err(json)
     }
 
     /// Pretty JSON with a trailing newline (kernel-build writes it atomically).

@@ -30,16 +30,23 @@ fn manifest_round_trips_and_checks_its_version() {
         },
         resources: kernel_spec::check(s).unwrap(),
         estimate_us: kernel_spec::estimate_us(s),
+        spec: s.clone(),
     });
     let json = m.to_json();
     assert!(json.contains("\"status\": \"emitted\""), "{json}");
     assert!(json.contains("\"family\": \"attention\""), "{json}");
+    assert!(
+        json.contains("\"tiling\""),
+        "the whole spec is recorded: {json}"
+    );
     let back = Manifest::from_json(Path::new("generated/manifest.json"), &json).unwrap();
     assert_eq!(back, m);
     assert_eq!(back.get(&s.name).unwrap().hash, "ab".repeat(32));
-    let v2 = json.replacen("\"version\": 1", "\"version\": 2", 1);
-    let e = Manifest::from_json(Path::new("generated/manifest.json"), &v2).unwrap_err();
-    assert!(e.to_string().contains("manifest version 2"), "{e}");
+    // An older manifest (version 1, no `spec`) is refused by its version, not a missing field.
+    let v1 = r#"{"version": 1, "generator": "kernel-build 0.1.0", "kernels": [{"name": "a"}]}"#;
+    let e = Manifest::from_json(Path::new("generated/manifest.json"), v1).unwrap_err();
+    assert!(e.to_string().contains("manifest version 1"), "{e}");
+    assert!(e.to_string().contains("rebuild it"), "{e}");
     let e = Manifest::load(Path::new("/nonexistent/manifest.json")).unwrap_err();
     assert!(
         e.to_string().contains("run `cargo xtask build-kernels`"),

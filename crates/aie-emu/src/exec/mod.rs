@@ -429,7 +429,14 @@ impl<'m, 'h> Run<'m, 'h> {
                 return Err((Some(prog.lines[c.pc]), format!("{} reached aie.end: it will not run for the next invocation (wrap its body in a loop that runs forever)", self.core_name(i))));
             }
             let at_rest = match &c.rest {
-                Some((pc, regs)) => *pc == c.pc && *regs == c.snapshot(self.m),
+                // Registers not yet defined when the core first got there are dead there.
+                Some((pc, regs)) => {
+                    *pc == c.pc
+                        && regs
+                            .iter()
+                            .zip(c.snapshot(self.m))
+                            .all(|(was, now)| *was == self::core::Val::Undef || *was == now)
+                }
                 None => false,
             };
             if !at_rest {
