@@ -31,7 +31,6 @@ fn manifest_round_trips_and_checks_its_version() {
         resources: kernel_spec::check(s).unwrap(),
         estimate_us: kernel_spec::estimate_us(s),
         emulated: None,
-        emulated: None,
         spec: s.clone(),
     });
     let json = m.to_json();
