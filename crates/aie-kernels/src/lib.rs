@@ -4,16 +4,27 @@
 //! renders for the same spec entry: the same buffer layouts (aie::mmul blocks, split-weight
 //! planes, parameter tiles) and the same roundings (bf16 where the C++ rounds). The dataflow
 //! emulator (`aie-emu`) calls them with the buffers the design hands the core.
+//! `library_for` builds the models of one entry: `gemm` (matmul, ffn, lm_head), `attention`,
+//! `layernorm`; the shared numerics are in [`numerics`].
 //!
 //! What the models cannot know is the exact order in which the hardware's `aie::mmul` adds
 //! the products of one block and the AIE's own exp/inverse approximations: products of bf16
 //! values are exact in f32, sums run in the reduction's natural order, exp2 is rounded to bf16
-//! (its documented accuracy), and the divisions are exact f32 divisions.
+//! (its documented accuracy), and the divisions and 1/sqrt are exact f32 operations (see
+//! [`numerics`] for each difference from the hardware).
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use kernel_spec::KernelSpec;
+use kernel_spec::{Family, KernelSpec};
+
+mod attention;
+mod cost;
+mod gemm;
+mod layernorm;
+mod mmul;
+pub mod numerics;
+mod view;
 
 /// Element type of a memref.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -154,6 +165,11 @@ impl CoreLibrary {
 
 /// The core functions the kernel C++ of `spec` defines (one module per family builds them).
 pub fn library_for(spec: &KernelSpec) -> Result<CoreLibrary, CallError> {
-    let _ = spec;
-    Err(CallError("core-function models are not written yet".into()))
+    let plan =
+        kernel_spec::plan(spec).map_err(|e| CallError(format!("no core-function models: {e}")))?;
+    match spec.family {
+        Family::Matmul | Family::Ffn | Family::LmHead => gemm::library(spec, &plan),
+        Family::Attention => attention::library(spec, &plan),
+        Family::LayerNorm => layernorm::library(spec, &plan),
+    }
 }
