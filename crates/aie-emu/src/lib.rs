@@ -44,9 +44,8 @@ pub struct RunReport {
     pub calls: u64,
     /// Bytes moved between host and array.
     pub host_bytes: u64,
-    /// Most transfers waiting in one shim channel's task queue behind the running one. The
-    /// device's queue holds 4; beyond that the model assumes the command processor stalls
-    /// (undocumented).
+    /// Most transfers outstanding on one shim channel at once (the device's queue holds
+    /// `Limits::shim_task_queue`; more is an error).
     pub max_queued_tasks: usize,
 }
 

@@ -58,7 +58,14 @@ fn every_kernel_spec_entry_runs_to_rest() {
         let emu = emulator(s, &design(s)).expect("loads");
         let mut host = zero_host(&emu);
         match run(&emu, &mut host) {
-            Ok(r) => eprintln!("{:<32} {:>8.1} us estimated, {:>8} calls, queue {} ({:.2} s)", s.name, r.estimate_us, r.calls, r.max_queued_tasks, t.elapsed().as_secs_f64()),
+            Ok(r) => eprintln!(
+                "{:<32} {:>8.1} us estimated, {:>8} calls, queue {} ({:.2} s)",
+                s.name,
+                r.estimate_us,
+                r.calls,
+                r.max_queued_tasks,
+                t.elapsed().as_secs_f64()
+            ),
             Err(e) => failures.push(format!("{}: {e}", s.name)),
         }
     }

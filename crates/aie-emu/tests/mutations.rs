@@ -210,3 +210,22 @@ fn unknown_op_is_an_error_not_a_skip() {
         &["aiex.npu.sync"],
     );
 }
+
+#[test]
+fn more_transfers_than_a_shim_task_queue_holds() {
+    // Five transfers on column 0's B channel before any wait: the fifth would be dropped.
+    let (spec, text, _) = mutated(
+        "{id = 2 : i64, metadata = @B_in_0}",
+        "{id = 2 : i64, metadata = @B_in_0}",
+    );
+    let b = "      aiex.npu.dma_memcpy_nd(%w[0, 0, 0, 0][2, 4, 32, 16][32, 2048, 64, 1]) {id = 2 : i64, metadata = @B_in_0} : memref<8192xbf16>\n";
+    let extra: String = (3..7)
+        .map(|i| b.replace("id = 2", &format!("id = {}", i + 4)))
+        .collect();
+    let text = text.replacen(b, &format!("{b}{extra}"), 1);
+    let at = text.find("id = 10 : i64").expect("the fifth transfer");
+    let line = text[..at].matches('\n').count() + 1;
+    let e = error_of(&spec, &text);
+    assert_eq!(e.line, Some(line), "{e}");
+    assert!(e.message.contains("task queue holds 4"), "{e}");
+}

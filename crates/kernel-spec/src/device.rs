@@ -35,6 +35,10 @@ pub struct Limits {
     pub shim_dma_out: usize,
     /// Buffer descriptors per shim DMA (reused by the runtime sequence after each wait).
     pub shim_bds: usize,
+    /// Transfers a shim DMA channel's task queue holds. aiecc (mlir-aie c668d2cb) pushes
+    /// without waiting for room, and a push to a full queue is dropped (Xilinx/mlir-aie#3734),
+    /// so a runtime sequence must wait before a channel has more outstanding.
+    pub shim_task_queue: usize,
     /// Deepest object FIFO we allow: each element needs its own buffer and lock pair and a BD.
     pub max_fifo_depth: usize,
     /// Bytes reserved in each core's data memory for the stack (`stack_size` of every
@@ -105,6 +109,7 @@ impl Device {
             shim_dma_in: 2,
             shim_dma_out: 2,
             shim_bds: 16,
+            shim_task_queue: 4,
             max_fifo_depth: 4,
             stack_bytes: 2 * KIB,
             clock_ghz: 1.0,

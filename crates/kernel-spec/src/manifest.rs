@@ -50,7 +50,7 @@ pub struct Emulated {
     pub estimate_us: f64,
     pub core_calls: u64,
     pub host_bytes: u64,
-    /// Most transfers queued behind the running one on a shim channel (the device queue holds 4).
+    /// Most transfers outstanding on one shim channel at once (the device's queue holds 4).
     pub max_queued_tasks: usize,
 }
 

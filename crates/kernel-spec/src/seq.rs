@@ -123,7 +123,13 @@ pub struct PassSpec {
 
 /// The streams and runtime sequence of one pass over cores shaped by `s`; `None` when the tiles
 /// do not divide the shape or do not spread over the cores.
-pub fn gemm_pass(s: GemmShape, m: usize, pass: &PassSpec, shim_bds: usize) -> Option<GemmPass> {
+pub fn gemm_pass(
+    s: GemmShape,
+    m: usize,
+    pass: &PassSpec,
+    shim_bds: usize,
+    queue: usize,
+) -> Option<GemmPass> {
     let &PassSpec {
         k,
         n,
@@ -164,13 +170,18 @@ pub fn gemm_pass(s: GemmShape, m: usize, pass: &PassSpec, shim_bds: usize) -> Op
     };
     let [a, b, r, c] = args;
     // Transfers per output tile beyond the drain; chunks of output tiles are sized so that one
-    // chunk's buffer descriptors fit the shim (`shim_bds`), and the shim's 64-fold repeat limit.
+    // chunk's buffer descriptors fit the shim (`shim_bds`), no input channel has more transfers
+    // outstanding than its task queue holds (`queue`: A carries the residual, B the parameter
+    // tiles, one transfer each per tile), and the shim's 64-fold repeat limit.
     let simple = !params && !residual;
     let per_tile = 2 + usize::from(params) + usize::from(residual);
+    let per_channel = 1 + usize::from(params.max(residual));
     let chunk = if simple {
         n_per_group.min(64)
     } else {
-        ((shim_bds.saturating_sub(1)) / per_tile).clamp(1, n_per_group)
+        ((shim_bds.saturating_sub(1)) / per_tile)
+            .min(queue / per_channel)
+            .clamp(1, n_per_group)
     };
     let mut ops = Vec::new();
     let mut max_bds = 0;

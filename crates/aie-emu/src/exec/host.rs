@@ -5,10 +5,6 @@ use std::collections::VecDeque;
 
 use crate::pattern::Pattern;
 
-/// Transfers a channel's task queue holds on the device besides the running one. More are
-/// counted (`max_queued`); whether the command processor then stalls is not documented.
-pub const QUEUE_DEPTH: usize = 4;
-
 /// One `dma_memcpy_nd` in flight.
 #[derive(Debug)]
 pub struct Task {

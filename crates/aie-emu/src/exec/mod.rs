@@ -23,7 +23,7 @@ use crate::RunReport;
 
 use self::core::{CoreState, Env, Step};
 use self::dma::{Conn, Side, Stores};
-use self::host::{Chan, Task, QUEUE_DEPTH};
+use self::host::{Chan, Task};
 use self::store::{LinkBuf, LinkCursor, Ring};
 
 /// Cycles the command processor spends issuing one transfer (write BD, patch the address,
@@ -241,6 +241,12 @@ impl<'m, 'h> Run<'m, 'h> {
                         let t = &self.m.tiles[chan.shim];
                         return Err((Some(*line), format!("reprograms buffer descriptor {id} of shim tile ({}, {}) while the transfer of line {prev} that uses it is still running; wait for a token that covers it first, or use another id", t.col, t.row)));
                     }
+                    let room = self.m.limits.shim_task_queue;
+                    if chan.queue.len() >= room {
+                        let pending: Vec<String> =
+                            chan.queue.iter().map(|t| t.line.to_string()).collect();
+                        return Err((Some(*line), format!("pushes a transfer onto the shim channel of @{} while {} are outstanding (lines {}): its task queue holds {room}, and aiecc's push does not wait for room, so the device would drop this transfer (Xilinx/mlir-aie#3734); wait for a token before issuing more", self.m.fifos[*fifo].name, chan.queue.len(), pending.join(", "))));
+                    }
                     let eb = self.m.args[*arg].elem.bytes();
                     let rep_bytes = pattern.len() * eb;
                     self.clock += ISSUE_CYCLES;
@@ -260,7 +266,7 @@ impl<'m, 'h> Run<'m, 'h> {
                         line: *line,
                         issued: self.clock,
                     });
-                    chan.max_queued = chan.max_queued.max(chan.queue.len().saturating_sub(1));
+                    chan.max_queued = chan.max_queued.max(chan.queue.len());
                 }
                 SeqOp::Wait { fifo, .. } => {
                     let chan = &mut self.chans[self.chan_of[fifo]];
@@ -472,7 +478,6 @@ impl<'m, 'h> Run<'m, 'h> {
                 ));
             }
         }
-        let _ = QUEUE_DEPTH;
         Ok(())
     }
 }

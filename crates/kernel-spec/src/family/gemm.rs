@@ -64,7 +64,8 @@ pub(super) fn plan(
                 ),
             ));
         }
-        let Some(p) = seq::gemm_pass(shape, m, pass, cx.lim.shim_bds) else {
+        let Some(p) = seq::gemm_pass(shape, m, pass, cx.lim.shim_bds, cx.lim.shim_task_queue)
+        else {
             let up_rows = mb.div_ceil(rows) * rows * tm;
             let up_all = mb.div_ceil(rows * cols) * rows * cols * tm;
             return Err(cx.err(
