@@ -78,6 +78,8 @@ pub struct GemmPass {
     pub b: &'static str,
     pub r: &'static str,
     pub c: &'static str,
+    /// Element offset of the residual inside its argument (the FFN keeps it behind H).
+    pub r_offset: usize,
     pub ops: Vec<SeqOp>,
     /// Most buffer descriptors any shim tile has in flight between two waits.
     pub max_bds: usize,
@@ -119,6 +121,8 @@ pub struct PassSpec {
     pub split: SplitOperand,
     /// Runtime-sequence argument names of A, B, the residual and C.
     pub args: [&'static str; 4],
+    /// Element offset of the residual inside its argument.
+    pub r_offset: usize,
 }
 
 /// The streams and runtime sequence of one pass over cores shaped by `s`; `None` when the tiles
@@ -138,6 +142,7 @@ pub fn gemm_pass(
         residual,
         split,
         args,
+        r_offset,
     } = pass;
     let (tm, tk, tn, cols, rows) = (s.tm, s.tk, s.tn, s.cols, s.rows);
     if tm == 0
@@ -261,7 +266,7 @@ pub fn gemm_pass(
                             push(
                                 &mut ops,
                                 r,
-                                row0 * n + j * tn,
+                                r_offset + row0 * n + j * tn,
                                 [1, 1, rows * tm, tn],
                                 [0, 0, n, 1],
                                 format!("A_in_{col}"),
@@ -321,6 +326,7 @@ pub fn gemm_pass(
         b,
         r,
         c,
+        r_offset,
         ops,
         max_bds,
         max_repeat,

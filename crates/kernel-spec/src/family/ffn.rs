@@ -1,5 +1,6 @@
-//! ffn: `Y = X + fc2(GELU(fc1(X)))`, the matmul plan run twice on the same FIFOs (fc1 + bias +
-//! GELU into the scratch `h`, then fc2 + bias + residual), bf16 only.
+//! ffn: `Y = R + fc2(GELU(fc1(X)))`, the matmul plan run twice on the same FIFOs (fc1 + bias +
+//! GELU into the scratch `h`, then fc2 + bias + the residual R, which the host places behind H
+//! in the same buffer), bf16 only. Whisper's MLP block is `x + mlp(ln(x))`: X = ln(x), R = x.
 
 use std::path::Path;
 
@@ -102,6 +103,7 @@ impl FamilyDef for Ffn {
                     residual: false,
                     split,
                     args: ["x", "w1", "x", "h"],
+                    r_offset: 0,
                 },
                 PassSpec {
                     k: d_ff,
@@ -110,7 +112,10 @@ impl FamilyDef for Ffn {
                     gelu: false,
                     residual: true,
                     split,
-                    args: ["h", "w2", "x", "y"],
+                    // The residual rides behind H in the scratch buffer: the design keeps
+                    // aiecc's five host buffers (x, w1, h, w2, y).
+                    args: ["h", "w2", "h", "y"],
+                    r_offset: m2 * d_ff,
                 },
             ],
             Dtype::Bf16.bytes(),

@@ -181,17 +181,19 @@ pub(super) fn context(spec: &KernelSpec, plan: &Plan, out: Dtype) -> Value {
     };
     // Runtime-sequence arguments in order of first use; 1-D memrefs of the padded sizes.
     let mut args: Vec<(&str, usize, Dtype)> = Vec::new();
-    let mut add = |name: &'static str, len: usize, ty: Dtype| {
-        if !args.iter().any(|a| a.0 == name) {
-            args.push((name, len, ty));
-        }
-    };
+    // An argument used twice (the FFN's `h`: H, then the residual behind it) is as long as its
+    // furthest use.
+    let mut add =
+        |name: &'static str, len: usize, ty: Dtype| match args.iter_mut().find(|a| a.0 == name) {
+            Some(a) => a.1 = a.1.max(len),
+            None => args.push((name, len, ty)),
+        };
     for p in &plan.passes {
         add(p.a, p.m * p.planes_a * p.k, spec.dtype);
         let params = if p.params { p.n_blocks * tk * tn } else { 0 };
         add(p.b, p.planes_b * p.k * p.n + params, spec.dtype);
         if p.residual {
-            add(p.r, p.m * p.n, spec.dtype);
+            add(p.r, p.r_offset + p.m * p.n, spec.dtype);
         }
         add(p.c, p.m * p.n, out);
     }

@@ -116,6 +116,7 @@ impl FamilyDef for LmHead {
                 // Transposed: the embedding table is the A operand.
                 split: cx.split(split_weights, SplitOperand::A)?,
                 args: ["e", "xt", "r", "logits_t"],
+                r_offset: 0,
             }],
             Dtype::F32.bytes(),
             0,

@@ -147,6 +147,7 @@ impl FamilyDef for Matmul {
                 residual,
                 split: cx.split(split_weights, SplitOperand::B)?,
                 args: ["x", "w", "r", "y"],
+                r_offset: 0,
             }],
             out_dtype(quant).bytes(),
             params_bytes,
