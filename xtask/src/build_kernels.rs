@@ -88,3 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("manifest: {}", report.manifest_path.display());
     Ok(())
 }
+
+/// Renders every kernel of the workspace (`--emit-only`, nothing is compiled; up-to-date
+/// kernels cost only their hash) and returns the manifest: what `--backend emu` runs.
+pub fn emitted_manifest() -> anyhow::Result<PathBuf> {
+    let mut opts = BuildOptions::new(&workspace_root());
+    opts.emit_only = true;
+    opts.toolchain_env = ToolchainEnv::from_process();
+    let report = kernel_build::build(&opts)?;
+    Ok(report.manifest_path)
+}

@@ -77,6 +77,9 @@ pub enum BackendArg {
     Auto,
     Cpu,
     Npu,
+    /// Every kernel through the dataflow emulator of its rendered design (slow; proves the
+    /// NPU path without an NPU).
+    Emu,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -115,10 +118,16 @@ impl LoadedModel {
                 BackendArg::Auto => BackendKind::Auto,
                 BackendArg::Cpu => BackendKind::Cpu,
                 BackendArg::Npu => BackendKind::Npu,
+                BackendArg::Emu => BackendKind::Emu,
             },
-            numerics: match args.numerics {
-                NumericsArg::F32 => Numerics::F32,
-                NumericsArg::Npu => Numerics::Npu,
+            // Under the emulator, what no kernel serves runs on the CPU as the NPU would round.
+            numerics: match (args.numerics, args.backend) {
+                (_, BackendArg::Emu) | (NumericsArg::Npu, _) => Numerics::Npu,
+                (NumericsArg::F32, _) => Numerics::F32,
+            },
+            manifest: match args.backend {
+                BackendArg::Emu => Some(crate::build_kernels::emitted_manifest()?),
+                _ => None,
             },
             threads: args.threads,
             profile,

@@ -37,6 +37,8 @@ pub fn run_with_numerics(
         artifacts: Artifacts::default(),
         resources: ResourceUse::default(),
         estimate_us: 0.0,
+        emulated: None,
+        spec: spec.clone(),
     });
     std::fs::write(&manifest_path, manifest.to_json())
         .map_err(|e| format!("{}: {e}", manifest_path.display()))?;

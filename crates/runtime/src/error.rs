@@ -19,6 +19,12 @@ pub enum RuntimeError {
     NpuUnavailable(String),
     #[error("NPU: {0}")]
     Npu(String),
+    /// A call does not fit the host layout of its entry, or the layout cannot be derived.
+    #[error("{entry}: {msg}")]
+    Layout { entry: String, msg: String },
+    /// The emulator refused a design or a run (the message names the design file and line).
+    #[error("kernel {entry} in the emulator: {msg}")]
+    Emu { entry: String, msg: String },
     #[error("runtime configuration: {0}")]
     Config(String),
     #[error("cannot start the runtime's thread pool: {0}")]

@@ -19,6 +19,10 @@ pub struct KernelEntry {
     pub op: Op,
     /// `(xclbin, instruction stream)` when the manifest says the kernel was compiled.
     pub compiled: Option<(PathBuf, PathBuf)>,
+    /// The whole spec entry (from the manifest): the host layout of the design derives from it.
+    pub spec: Option<KernelSpec>,
+    /// The rendered `design.mlir` (from the manifest), which the emulator backend runs.
+    pub design: Option<PathBuf>,
 }
 
 impl KernelEntry {
@@ -29,6 +33,8 @@ impl KernelEntry {
             dtype: spec.dtype,
             op: spec.op.clone(),
             compiled: None,
+            spec: Some(spec.clone()),
+            design: None,
         }
     }
 
@@ -294,8 +300,13 @@ impl KernelTable {
         }
     }
 
-    /// The entry serving `call`: right device, right shape, least padding, preferred dtype.
-    pub(crate) fn select(&self, call: &Call, compiled_only: bool) -> Option<&KernelEntry> {
+    /// The entry serving `call` among those `usable`: right device, right shape, least padding,
+    /// preferred dtype.
+    pub(crate) fn select(
+        &self,
+        call: &Call,
+        usable: impl Fn(&KernelEntry) -> bool,
+    ) -> Option<&KernelEntry> {
         let device_rank = |d: Device| match self.device {
             Some(want) => (d != want) as u8 * 2,
             None => (d != Device::Npu1) as u8,
@@ -303,7 +314,7 @@ impl KernelTable {
         self.entries
             .iter()
             .filter(|e| self.device.is_none_or(|d| d == e.device))
-            .filter(|e| !compiled_only || e.compiled.is_some())
+            .filter(|e| usable(e))
             .filter(|e| call.served_by(&e.op))
             .min_by_key(|e| {
                 (
@@ -349,24 +360,26 @@ pub(crate) fn load_manifest(path: &Path) -> Result<Vec<KernelEntry>, RuntimeErro
                 (Status::Compiled, Some(x), Some(i)) => Some((dir.join(x), dir.join(i))),
                 _ => None,
             };
+            let design = (!k.artifacts.design.is_empty()).then(|| dir.join(&k.artifacts.design));
             KernelEntry {
                 name: k.name,
                 device: k.device,
                 dtype: k.dtype,
                 op: k.op,
                 compiled,
+                spec: Some(k.spec),
+                design,
             }
         })
         .collect())
 }
 
-/// `<root>/generated/manifest.json` → `<root>`; any other location → the manifest's directory.
+/// What a manifest's relative `dir`s are relative to: the parent of the manifest's directory
+/// (kernel-build records `<out dir name>/<name>/<hash>`, so `<root>/generated/manifest.json` →
+/// `<root>`, `/tmp/out/manifest.json` → `/tmp`).
 fn manifest_root(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
-    match dir.file_name() {
-        Some(n) if n == "generated" => dir.parent().unwrap_or(Path::new(".")).to_path_buf(),
-        _ => dir.to_path_buf(),
-    }
+    dir.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
 
 /// Walks up from the current directory looking for `rel` (e.g. `generated/manifest.json`).
@@ -397,5 +410,17 @@ pub(crate) fn parse_dtype(s: &str) -> Option<Dtype> {
         "int8" => Some(Dtype::Int8),
         "f32" => Some(Dtype::F32),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_dirs_are_relative_to_the_output_directory_parent() {
+        let root = |p: &str| manifest_root(Path::new(p));
+        assert_eq!(root("/w/generated/manifest.json"), Path::new("/w"));
+        assert_eq!(root("/tmp/out/manifest.json"), Path::new("/tmp"));
     }
 }

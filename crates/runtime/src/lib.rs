@@ -1,13 +1,18 @@
-//! One kernel API over the CPU backend and the XRT NPU backend.
+//! One kernel API over the CPU backend, the XRT NPU backend and the emulator backend.
 //!
 //! The model calls only this crate. All matrices are row-major `f32` slices; weights follow
 //! PyTorch's `[out_features, in_features]` layout. See `docs/architecture.md` for the contract.
+//! The NPU and emulator backends run the rendered designs through one host packing
+//! ([`host`]).
 
 // Kernel entry points mirror the documented API, whose calls take up to 8 operands.
 #![allow(clippy::too_many_arguments)]
 
 mod cpu;
+mod device;
+mod emu;
 mod error;
+pub mod host;
 mod kernels;
 pub mod math;
 #[cfg(feature = "npu")]
@@ -19,13 +24,16 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use cpu::matmul::Linear;
+pub use device::DeviceKernelStat;
 pub use error::RuntimeError;
 /// The spec types kernel entries are made of.
 pub use kernel_spec;
-pub use kernel_spec::{Device, Dtype};
+pub use kernel_spec::{Device, Dtype, KernelSpec};
 pub use kernels::KernelEntry;
 pub use profile::{ProfileEntry, ProfileReport};
 
+use device::DeviceBackend;
+use host::{Invocation, Layout, RunStats};
 use kernels::{Call, KernelTable};
 
 /// Where results are rounded.
@@ -46,6 +54,10 @@ pub enum BackendKind {
     Auto,
     Cpu,
     Npu,
+    /// Every kernel call runs the entry's rendered design in the dataflow emulator (`aie-emu`)
+    /// with the NPU backend's host packing: the whole NPU path short of the silicon. Needs a
+    /// manifest from `cargo xtask build-kernels --emit-only`.
+    Emu,
 }
 
 #[derive(Clone, Debug)]
@@ -56,7 +68,7 @@ pub struct RuntimeConfig {
     pub threads: usize,
     /// `generated/manifest.json` of `cargo xtask build-kernels`; `None` = look in `generated/`.
     pub manifest: Option<PathBuf>,
-    /// On the NPU backend, run shapes without a compiled kernel on the CPU (warning once).
+    /// On the NPU and emulator backends, run calls no entry serves on the CPU (warning once).
     pub allow_cpu_fallback: bool,
     /// Time every call (see [`Runtime::profile_report`]).
     pub profile: bool,
@@ -120,15 +132,14 @@ pub struct Runtime {
     pool: rayon::ThreadPool,
     profiler: profile::Profiler,
     kernels: KernelTable,
-    #[cfg(feature = "npu")]
-    npu: Option<npu::NpuBackend>,
+    /// The NPU (XRT) or emulator backend; `None` = CPU.
+    device: Option<Box<dyn DeviceBackend>>,
 }
 
 /// How one call runs.
 enum Exec<'a> {
     Cpu(Prec),
-    #[cfg_attr(not(feature = "npu"), allow(dead_code))]
-    Npu(&'a KernelEntry),
+    Device(&'a KernelEntry),
 }
 
 /// Environment overrides of the kernel selection (documented in `Runtime::new`).
@@ -147,10 +158,11 @@ fn check_len(op: &str, what: &str, got: usize, want: usize) -> Result<(), Runtim
 
 impl Runtime {
     /// Starts the runtime: its thread pool, the kernel table and (with `BackendKind::Npu`, or
-    /// `Auto` where possible) the NPU.
+    /// `Auto` where possible) the NPU, or (with `BackendKind::Emu`) the emulator.
     ///
     /// Kernels come from `cfg.manifest`, else from `generated/manifest.json` or, failing that,
-    /// the `kernel-specs/` directory, found by walking up from the current directory. When
+    /// the `kernel-specs/` directory, found by walking up from the current directory (the
+    /// emulator backend needs a manifest: it runs the designs the manifest lists). When
     /// several entries serve a call, the device named by `NPU_RUNTIME_DEVICE` (`npu1`/`npu2`;
     /// default: the detected NPU, else npu1) and the dtype named by `NPU_RUNTIME_DTYPE`
     /// (`bf16`/`int8`; default bf16) win, then the entry with the least row padding.
@@ -172,6 +184,15 @@ impl Runtime {
     ) -> Result<(Vec<KernelEntry>, Option<PathBuf>), RuntimeError> {
         if let Some(p) = &cfg.manifest {
             return Ok((kernels::load_manifest(p)?, Some(p.clone())));
+        }
+        if cfg.backend == BackendKind::Emu {
+            let p = kernels::find_upwards("generated/manifest.json").ok_or_else(|| {
+                RuntimeError::Config(
+                    "the emu backend runs the rendered designs of a kernel manifest and found no generated/manifest.json above the current directory: run `cargo xtask build-kernels --emit-only` (or set RuntimeConfig::manifest)"
+                        .to_string(),
+                )
+            })?;
+            return Ok((kernels::load_manifest(&p)?, Some(p)));
         }
         // Plain f32 on the CPU needs no kernel table.
         let npu_possible = cfg!(feature = "npu") && cfg.backend != BackendKind::Cpu;
@@ -221,25 +242,41 @@ impl Runtime {
             .thread_name(|i| format!("npu-runtime-{i}"))
             .build()
             .map_err(|e| RuntimeError::ThreadPool(e.to_string()))?;
-        #[cfg_attr(not(feature = "npu"), allow(unused_mut))]
         let mut table = KernelTable::new(entries, device, prefer, source);
-        #[cfg(feature = "npu")]
-        let npu = npu::NpuBackend::open_for(&cfg, &mut table)?;
-        #[cfg(not(feature = "npu"))]
-        if cfg.backend == BackendKind::Npu {
-            return Err(RuntimeError::NpuUnavailable(
-                "this build has no NPU backend: rebuild with `--features npu` (needs XRT >= 2.20 with the amdxdna driver)"
-                    .to_string(),
-            ));
-        }
+        let device = Self::open_device(&cfg, &mut table)?;
         Ok(Runtime {
             cfg,
             pool,
             profiler: profile::Profiler::default(),
             kernels: table,
-            #[cfg(feature = "npu")]
-            npu,
+            device,
         })
+    }
+
+    /// The backend that runs designs, if the configuration asks for one (and, for `Auto`,
+    /// the NPU is there).
+    fn open_device(
+        cfg: &RuntimeConfig,
+        table: &mut KernelTable,
+    ) -> Result<Option<Box<dyn DeviceBackend>>, RuntimeError> {
+        match cfg.backend {
+            BackendKind::Cpu => Ok(None),
+            BackendKind::Emu => {
+                // The emulator models npu1 unless NPU_RUNTIME_DEVICE names another.
+                let device = *table.device.get_or_insert(Device::Npu1);
+                Ok(Some(Box::new(emu::EmuBackend::open(table, device)?)))
+            }
+            #[cfg(feature = "npu")]
+            BackendKind::Npu | BackendKind::Auto => Ok(npu::NpuBackend::open_for(cfg, table)?
+                .map(|b| Box::new(b) as Box<dyn DeviceBackend>)),
+            #[cfg(not(feature = "npu"))]
+            BackendKind::Npu => Err(RuntimeError::NpuUnavailable(
+                "this build has no NPU backend: rebuild with `--features npu` (needs XRT >= 2.20 with the amdxdna driver)"
+                    .to_string(),
+            )),
+            #[cfg(not(feature = "npu"))]
+            BackendKind::Auto => Ok(None),
+        }
     }
 
     /// The kernels this runtime selects from.
@@ -247,13 +284,9 @@ impl Runtime {
         &self.kernels.entries
     }
 
-    /// `"cpu"` or `"npu"`.
+    /// `"cpu"`, `"npu"` or `"emu"`.
     pub fn backend_name(&self) -> &'static str {
-        #[cfg(feature = "npu")]
-        if self.npu.is_some() {
-            return "npu";
-        }
-        "cpu"
+        self.device.as_ref().map_or("cpu", |d| d.name())
     }
 
     pub fn numerics(&self) -> Numerics {
@@ -269,32 +302,83 @@ impl Runtime {
         self.pool.current_num_threads()
     }
 
-    /// Decides where and in which precision `call` runs.
-    fn plan(&self, call: &Call) -> Result<Exec<'_>, RuntimeError> {
-        #[cfg(feature = "npu")]
-        if let Some(npu) = &self.npu {
-            if let Some(e) = self.kernels.select(call, true).filter(|e| npu.supports(e)) {
-                return Ok(Exec::Npu(e));
-            }
-            let family = call.family();
-            if !self.cfg.allow_cpu_fallback {
-                return Err(RuntimeError::NoKernel {
+    /// Decides where and in which precision `call` runs. `fits` says why the selected device
+    /// entry cannot compute this particular call although its shape matches, if it cannot.
+    fn plan(
+        &self,
+        call: &Call,
+        fits: impl Fn(&Layout) -> Result<(), String>,
+    ) -> Result<Exec<'_>, RuntimeError> {
+        let Some(dev) = &self.device else {
+            return Ok(Exec::Cpu(self.cpu_prec(call)));
+        };
+        let family = call.family();
+        let unfit = match self.kernels.select(call, |e| dev.supports(e)) {
+            Some(e) => match fits(dev.layout(e)?) {
+                Ok(()) => return Ok(Exec::Device(e)),
+                Err(why) => Some((e, why)),
+            },
+            None => None,
+        };
+        if !self.cfg.allow_cpu_fallback {
+            return Err(match unfit {
+                Some((e, why)) => RuntimeError::Layout {
+                    entry: e
+                        .spec
+                        .as_ref()
+                        .map_or_else(|| e.name.clone(), KernelSpec::origin),
+                    msg: format!("{why} (allow_cpu_fallback would run the call on the CPU)"),
+                },
+                None => RuntimeError::NoKernel {
                     family: family.to_string(),
                     shape: call.shape(),
                     dtype: self.kernels.prefer.to_string(),
-                    device: npu.device().to_string(),
-                });
-            }
-            self.kernels.warn_once("fallback", call, || {
-                let shape = call.shape();
-                format!(
-                    "no compiled {family} kernel for {shape} {} on {}: running it on the CPU (add an entry to kernel-specs/{family}.toml and run `cargo xtask build-kernels`)",
-                    self.kernels.prefer,
-                    npu.device()
-                )
+                    device: dev.device().to_string(),
+                },
             });
         }
+        self.kernels.warn_once("fallback", call, || {
+            let shape = call.shape();
+            match &unfit {
+                Some((e, why)) => format!(
+                    "kernel {} cannot run this {family} call ({shape}): {why}; running it on the CPU",
+                    e.name
+                ),
+                None => format!(
+                    "no {} {family} kernel for {shape} {} on {}: running it on the CPU (add an entry to kernel-specs/{family}.toml and run `{}`)",
+                    dev.name(),
+                    self.kernels.prefer,
+                    dev.device(),
+                    dev.build_command()
+                ),
+            }
+        });
         Ok(Exec::Cpu(self.cpu_prec(call)))
+    }
+
+    /// Runs `f` (pack, run, unpack) on an invocation of `entry` on the device backend.
+    fn on_device(
+        &self,
+        family: &'static str,
+        op: &str,
+        flops: f64,
+        entry: &KernelEntry,
+        f: impl FnOnce(&mut dyn Invocation, &Layout) -> Result<RunStats, RuntimeError>,
+    ) -> Result<(), RuntimeError> {
+        let dev = self
+            .device
+            .as_ref()
+            .expect("Exec::Device only with a device backend");
+        let t = Instant::now();
+        let mut f = Some(f);
+        let stats = dev.invoke(entry, &mut |inv, lay| {
+            (f.take().expect("invoked once"))(inv, lay)
+        })?;
+        if self.cfg.profile {
+            self.profiler
+                .record_estimate(family, op, t, flops, stats.estimate_us);
+        }
+        Ok(())
     }
 
     /// The precision of `call` on the CPU: f32, or the matching kernel's dtype in NPU numerics.
@@ -302,7 +386,7 @@ impl Runtime {
         if self.cfg.numerics == Numerics::F32 {
             return Prec::F32;
         }
-        match self.kernels.select(call, false) {
+        match self.kernels.select(call, |_| true) {
             Some(e) => e.prec(),
             None => {
                 self.kernels.warn_once("nospec", call, || {
@@ -395,7 +479,7 @@ impl Runtime {
             residual: epi.residual.is_some(),
         };
         let flops = 2.0 * (rows * k * n) as f64;
-        match self.plan(&call)? {
+        match self.plan(&call, |_| Ok(()))? {
             Exec::Cpu(prec) => {
                 let round_out = prec != Prec::F32;
                 self.timed("matmul", op, flops, || {
@@ -412,49 +496,11 @@ impl Runtime {
                 });
                 Ok(())
             }
-            Exec::Npu(entry) => self.npu_matmul(op, entry, x, rows, lin, epi, flops, out),
+            Exec::Device(e) => self.on_device("matmul", op, flops, e, |inv, lay| match lay {
+                Layout::Matmul(l) => host::matmul::run(inv, l, x, rows, lin, epi, out),
+                _ => Err(wrong_layout(e, "matmul")),
+            }),
         }
-    }
-
-    #[cfg(feature = "npu")]
-    #[allow(clippy::too_many_arguments)]
-    fn npu_matmul(
-        &self,
-        op: &str,
-        entry: &KernelEntry,
-        x: &[f32],
-        rows: usize,
-        lin: &Linear,
-        epi: Epilogue<'_>,
-        flops: f64,
-        out: &mut [f32],
-    ) -> Result<(), RuntimeError> {
-        let npu = self.npu.as_ref().expect("Exec::Npu only with an open NPU");
-        let t = Instant::now();
-        let r = npu.matmul(entry, x, rows, lin, epi, out);
-        if self.cfg.profile {
-            self.profiler.record("matmul", op, t, flops);
-        }
-        r
-    }
-
-    #[cfg(not(feature = "npu"))]
-    #[allow(clippy::too_many_arguments)]
-    fn npu_matmul(
-        &self,
-        _: &str,
-        entry: &KernelEntry,
-        _: &[f32],
-        _: usize,
-        _: &Linear,
-        _: Epilogue<'_>,
-        _: f64,
-        _: &mut [f32],
-    ) -> Result<(), RuntimeError> {
-        Err(RuntimeError::NpuUnavailable(format!(
-            "kernel {} needs the `npu` feature",
-            entry.name
-        )))
     }
 
     /// out = residual + fc2(GELU(fc1(x))) (LayerNorm is not fused).
@@ -482,13 +528,20 @@ impl Runtime {
         check_len(op, "x", x.len(), rows * d)?;
         check_len(op, "residual", residual.len(), rows * d)?;
         check_len(op, "out", out.len(), rows * d)?;
-        let prec = self.cpu_only(&Call::Ffn { rows, d, dff })?;
         let flops = 4.0 * (rows * d * dff) as f64;
-        let round_out = prec != Prec::F32;
-        self.timed("ffn", op, flops, || {
-            cpu::matmul::ffn_forward(x, rows, fc1, fc2, residual, prec, round_out, out)
-        });
-        Ok(())
+        match self.plan(&Call::Ffn { rows, d, dff }, |_| Ok(()))? {
+            Exec::Cpu(prec) => {
+                let round_out = prec != Prec::F32;
+                self.timed("ffn", op, flops, || {
+                    cpu::matmul::ffn_forward(x, rows, fc1, fc2, residual, prec, round_out, out)
+                });
+                Ok(())
+            }
+            Exec::Device(e) => self.on_device("ffn", op, flops, e, |inv, lay| match lay {
+                Layout::Ffn(l) => host::ffn::run(inv, l, x, rows, fc1, fc2, residual, out),
+                _ => Err(wrong_layout(e, "ffn")),
+            }),
+        }
     }
 
     /// Batched LayerNorm over rows × dim in one call.
@@ -508,13 +561,30 @@ impl Runtime {
         check_len(op, "gamma", gamma.len(), dim)?;
         check_len(op, "beta", beta.len(), dim)?;
         check_len(op, "out", out.len(), rows * dim)?;
-        // LayerNorm kernels read bf16 (int8 LayerNorm does not exist; treat it as bf16).
-        let bf16 = self.cpu_only(&Call::LayerNorm { rows, dim })? != Prec::F32;
         let flops = 8.0 * (rows * dim) as f64;
-        self.timed("layernorm", op, flops, || {
-            cpu::norm::layernorm(x, rows, dim, gamma, beta, eps, bf16, out)
-        });
-        Ok(())
+        let fits = |lay: &Layout| match lay {
+            Layout::LayerNorm(l) if !l.serves_eps(eps) => Err(format!(
+                "its design normalises with eps {}, the call with {eps}",
+                l.eps
+            )),
+            _ => Ok(()),
+        };
+        match self.plan(&Call::LayerNorm { rows, dim }, fits)? {
+            Exec::Cpu(prec) => {
+                // LayerNorm kernels read bf16 (int8 LayerNorm does not exist; treat it as bf16).
+                let bf16 = prec != Prec::F32;
+                self.timed("layernorm", op, flops, || {
+                    cpu::norm::layernorm(x, rows, dim, gamma, beta, eps, bf16, out)
+                });
+                Ok(())
+            }
+            Exec::Device(e) => self.on_device("layernorm", op, flops, e, |inv, lay| match lay {
+                Layout::LayerNorm(l) => {
+                    host::layernorm::run(inv, l, x, (rows, dim), gamma, beta, eps, out)
+                }
+                _ => Err(wrong_layout(e, "layernorm")),
+            }),
+        }
     }
 
     /// Multi-head scaled-dot-product attention. q: [q_len, heads·head_dim]; k, v:
@@ -540,14 +610,22 @@ impl Runtime {
         check_len(op, "k", k.len(), p.kv_len * hd)?;
         check_len(op, "v", v.len(), p.kv_len * hd)?;
         check_len(op, "out", out.len(), p.q_len * hd)?;
-        // Attention kernels are bf16 (an int8 entry is predicted as bf16 too: its softmax and
-        // probabilities are not quantised by the templates).
-        let bf16 = self.cpu_only(&Call::Attention(p))? != Prec::F32;
         let flops = 4.0 * (p.q_len * p.kv_len * hd) as f64;
-        self.timed("attention", op, flops, || {
-            cpu::attention::attention(q, k, v, &p, bf16, out)
-        });
-        Ok(())
+        match self.plan(&Call::Attention(p), |_| Ok(()))? {
+            Exec::Cpu(prec) => {
+                // Attention kernels are bf16 (an int8 entry is predicted as bf16 too: its softmax
+                // and probabilities are not quantised by the templates).
+                let bf16 = prec != Prec::F32;
+                self.timed("attention", op, flops, || {
+                    cpu::attention::attention(q, k, v, &p, bf16, out)
+                });
+                Ok(())
+            }
+            Exec::Device(e) => self.on_device("attention", op, flops, e, |inv, lay| match lay {
+                Layout::Attention(l) => host::attention::run(inv, l, q, k, v, p, out),
+                _ => Err(wrong_layout(e, "attention")),
+            }),
+        }
     }
 
     /// logits[rows, V'] = x[rows, d] · Eᵀ over all rows of `emb` (V' = vocab) or only `subset`
@@ -564,51 +642,48 @@ impl Runtime {
     ) -> Result<(), RuntimeError> {
         let (d, vocab) = (emb.in_f, emb.out_f);
         check_len(op, "x", x.len(), rows * d)?;
-        let prec = self.cpu_only(&Call::LmHead {
+        let count = subset.map_or(vocab, <[u32]>::len);
+        check_len(op, "out", out.len(), rows * count)?;
+        if let Some(bad) = subset.and_then(|ids| ids.iter().find(|&&i| i as usize >= vocab)) {
+            return Err(RuntimeError::Shape {
+                op: op.to_string(),
+                msg: format!("subset id {bad} is outside the vocabulary of {vocab}"),
+            });
+        }
+        let call = Call::LmHead {
             rows,
             d,
             vocab,
             subset: subset.map(<[u32]>::len),
-        })?;
-        match subset {
-            None => {
-                check_len(op, "out", out.len(), rows * vocab)?;
-                let flops = 2.0 * (rows * d * vocab) as f64;
-                self.timed("lm_head", op, flops, || {
-                    cpu::matmul::linear_forward(x, rows, emb, false, None, prec, false, out)
+        };
+        let fits = |_: &Layout| match emb.b {
+            Some(_) => Err("the LM head design adds no bias and this layer has one".to_string()),
+            None => Ok(()),
+        };
+        let flops = 2.0 * (rows * d * count) as f64;
+        match self.plan(&call, fits)? {
+            Exec::Cpu(prec) => {
+                self.timed("lm_head", op, flops, || match subset {
+                    None => {
+                        cpu::matmul::linear_forward(x, rows, emb, false, None, prec, false, out)
+                    }
+                    Some(ids) => cpu::matmul::lm_head_subset(x, rows, emb, ids, prec, out),
                 });
+                Ok(())
             }
-            Some(ids) => {
-                if let Some(bad) = ids.iter().find(|&&i| i as usize >= vocab) {
-                    return Err(RuntimeError::Shape {
-                        op: op.to_string(),
-                        msg: format!("subset id {bad} is outside the vocabulary of {vocab}"),
-                    });
-                }
-                check_len(op, "out", out.len(), rows * ids.len())?;
-                let flops = 2.0 * (rows * d * ids.len()) as f64;
-                self.timed("lm_head", op, flops, || {
-                    cpu::matmul::lm_head_subset(x, rows, emb, ids, prec, out)
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Families the NPU backend does not run yet go to the CPU (or fail without fallback).
-    fn cpu_only(&self, call: &Call) -> Result<Prec, RuntimeError> {
-        match self.plan(call)? {
-            Exec::Cpu(p) => Ok(p),
-            Exec::Npu(_) => unreachable!("the NPU backend only accepts matmul kernels"),
+            Exec::Device(e) => self.on_device("lm_head", op, flops, e, |inv, lay| match lay {
+                Layout::LmHead(l) => host::lm_head::run(inv, l, x, rows, emb, subset, out),
+                _ => Err(wrong_layout(e, "lm_head")),
+            }),
         }
     }
 
-    /// Device time per NPU kernel: (kernel name, runs, total), measured around run + wait.
-    #[cfg(feature = "npu")]
-    pub fn npu_kernel_times(&self) -> Vec<(String, u64, std::time::Duration)> {
-        self.npu
+    /// Per kernel run on the NPU or in the emulator: runs, measured device time (NPU) and the
+    /// emulator's estimate of the NPU time (a model, not a measurement).
+    pub fn device_kernel_stats(&self) -> Vec<DeviceKernelStat> {
+        self.device
             .as_ref()
-            .map(|n| n.kernel_times())
+            .map(|d| d.kernel_stats())
             .unwrap_or_default()
     }
 
@@ -619,5 +694,13 @@ impl Runtime {
 
     pub fn reset_profile(&self) {
         self.profiler.reset()
+    }
+}
+
+/// A device backend handed a layout of another family than the call's (a bug).
+fn wrong_layout(entry: &KernelEntry, family: &str) -> RuntimeError {
+    RuntimeError::Layout {
+        entry: entry.name.clone(),
+        msg: format!("selected for a {family} call but its layout is another family's"),
     }
 }

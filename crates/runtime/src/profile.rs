@@ -16,10 +16,23 @@ struct Stat {
     calls: u64,
     total: Duration,
     flops: f64,
+    npu_estimate_us: f64,
 }
 
 impl Profiler {
     pub(crate) fn record(&self, family: &'static str, op: &str, start: Instant, flops: f64) {
+        self.record_estimate(family, op, start, flops, 0.0)
+    }
+
+    /// As `record`, with the emulator's estimate of the NPU time of the call (µs).
+    pub(crate) fn record_estimate(
+        &self,
+        family: &'static str,
+        op: &str,
+        start: Instant,
+        flops: f64,
+        npu_estimate_us: f64,
+    ) {
         let elapsed = start.elapsed();
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let fam = stats.entry(family).or_default();
@@ -30,6 +43,7 @@ impl Profiler {
         stat.calls += 1;
         stat.total += elapsed;
         stat.flops += flops;
+        stat.npu_estimate_us += npu_estimate_us;
     }
 
     pub(crate) fn report(&self) -> ProfileReport {
@@ -44,6 +58,7 @@ impl Profiler {
                         calls: s.calls,
                         total: s.total,
                         flops: s.flops,
+                        npu_estimate_us: s.npu_estimate_us,
                     })
                 })
                 .collect(),
@@ -66,6 +81,9 @@ pub struct ProfileEntry {
     pub total: Duration,
     /// Floating-point operations summed over all calls (a multiply-add counts 2).
     pub flops: f64,
+    /// The emulator backend's estimate of the NPU time of these calls, µs (an event-level
+    /// model of the design, not a measurement); 0 on the other backends.
+    pub npu_estimate_us: f64,
 }
 
 impl ProfileEntry {
@@ -88,7 +106,8 @@ impl ProfileEntry {
 }
 
 /// Timings collected while `RuntimeConfig::profile` is on. `Display` prints a table per family
-/// and per op label: calls, total ms, mean ms, GFLOP/s.
+/// and per op label: calls, total ms, mean ms, GFLOP/s, and under the emulator backend the
+/// estimated NPU ms (labelled as an estimate).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProfileReport {
     /// Sorted by family, then op label.
@@ -105,6 +124,7 @@ impl ProfileReport {
                     last.calls += e.calls;
                     last.total += e.total;
                     last.flops += e.flops;
+                    last.npu_estimate_us += e.npu_estimate_us;
                 }
                 _ => out.push(ProfileEntry {
                     family: e.family,
@@ -136,27 +156,45 @@ impl fmt::Display for ProfileReport {
             .max()
             .unwrap_or(0)
             .max(12);
+        let estimates = self.entries.iter().any(|e| e.npu_estimate_us > 0.0);
         let line = |f: &mut fmt::Formatter<'_>, name: &str, e: &ProfileEntry| {
-            writeln!(
+            write!(
                 f,
                 "{name:<width$}  {:>8}  {:>11.3}  {:>10.4}  {:>9.1}",
                 e.calls,
                 e.total.as_secs_f64() * 1e3,
                 e.mean().as_secs_f64() * 1e3,
                 e.gflops(),
-            )
+            )?;
+            if estimates {
+                write!(f, "  {:>14.3}", e.npu_estimate_us / 1e3)?;
+            }
+            writeln!(f)
         };
-        writeln!(
+        write!(
             f,
             "{:<width$}  {:>8}  {:>11}  {:>10}  {:>9}",
             "family / op", "calls", "total ms", "mean ms", "GFLOP/s"
         )?;
+        if estimates {
+            write!(f, "  {:>14}", "NPU est. ms*")?;
+        }
+        writeln!(f)?;
         for fam in self.families() {
             line(f, fam.family, &fam)?;
             for e in self.entries.iter().filter(|e| e.family == fam.family) {
                 line(f, &format!("  {}", e.op), e)?;
             }
         }
-        writeln!(f, "total {:.3} ms", self.total().as_secs_f64() * 1e3)
+        writeln!(f, "total {:.3} ms", self.total().as_secs_f64() * 1e3)?;
+        if estimates {
+            let est: f64 = self.entries.iter().map(|e| e.npu_estimate_us).sum();
+            writeln!(
+                f,
+                "* estimated NPU time {:.3} ms: the emulator's event-level model of the designs, not a measurement",
+                est / 1e3
+            )?;
+        }
+        Ok(())
     }
 }

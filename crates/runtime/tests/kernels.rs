@@ -72,6 +72,8 @@ fn int8_entry(
             split_weights: false,
         },
         compiled: None,
+        spec: None,
+        design: None,
     }
 }
 
@@ -93,6 +95,8 @@ fn split_weights_entry(rows: usize, k: usize, n: usize) -> KernelEntry {
             split_weights: true,
         },
         compiled: None,
+        spec: None,
+        design: None,
     }
 }
 

@@ -217,6 +217,8 @@ fn bf16_entry(name: &str, dtype: Dtype, m: usize, k: usize, n: usize) -> KernelE
             split_weights: false,
         },
         compiled: None,
+        spec: None,
+        design: None,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Linear layers: packing, matmul with fused epilogues, FFN and LM head.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
 use super::{gemm_f32, gemm_f64, gemv, with_f32, with_f64, Blocks, SyncPtr};
+use crate::host::Image;
 use crate::math::{self, simd_dispatch};
 use crate::numerics::{self, round_bf16_bits};
 use crate::Prec;
@@ -25,6 +27,9 @@ pub struct Linear {
     f16: OnceLock<Option<Vec<u16>>>,
     /// [per-tensor, per-channel] int8 weights.
     int8: [OnceLock<QuantWeights>; 2],
+    /// Host-buffer images of the weights for the designs that ran this layer, by entry and
+    /// argument (`crate::host`).
+    images: Mutex<HashMap<String, Arc<Image>>>,
 }
 
 /// Split-weight values (`None`: identical to the f32 weights) and the bf16-rounded bias.
@@ -75,6 +80,7 @@ impl Linear {
             split: OnceLock::new(),
             f16: OnceLock::new(),
             int8: [OnceLock::new(), OnceLock::new()],
+            images: Mutex::new(HashMap::new()),
         };
         if bf16_now {
             lin.bf16();
@@ -151,6 +157,18 @@ impl Linear {
             }
             QuantWeights { q, scales }
         })
+    }
+
+    /// The host-buffer image `key` of this layer, packed by `make` on first use.
+    pub(crate) fn image(&self, key: &str, make: impl FnOnce() -> Image) -> Arc<Image> {
+        // Packing under the lock: concurrent first calls wait instead of packing twice.
+        let mut images = self.images.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(im) = images.get(key) {
+            return im.clone();
+        }
+        let im = Arc::new(make());
+        images.insert(key.to_string(), im.clone());
+        im
     }
 
     /// The weights as f16 bits, when that is lossless (built on first use).
