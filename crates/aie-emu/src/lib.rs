@@ -13,6 +13,7 @@ mod mlir;
 mod model;
 mod pattern;
 mod program;
+mod rules;
 
 use std::path::{Path, PathBuf};
 

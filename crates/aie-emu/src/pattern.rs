@@ -55,15 +55,13 @@ impl Pattern {
         let mut pos = 0;
         while pos < self.len() {
             let (a, run) = self.run_at(pos);
-            for e in a..a + run {
-                if e >= len {
-                    return Some((e, "past the end"));
-                }
-                if seen[e] {
-                    return Some((e, "twice"));
-                }
-                seen[e] = true;
+            if a + run > len {
+                return Some((a.max(len), "past the end"));
             }
+            if let Some(k) = seen[a..a + run].iter().position(|&s| s) {
+                return Some((a + k, "twice"));
+            }
+            seen[a..a + run].fill(true);
             pos += run;
         }
         seen.iter().position(|s| !s).map(|e| (e, "never"))

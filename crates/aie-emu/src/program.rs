@@ -76,6 +76,8 @@ pub struct Program {
 /// Name resolution the compiler needs from the design.
 pub trait Names {
     fn fifo(&self, name: &str) -> Option<usize>;
+    /// Element type of a FIFO.
+    fn fifo_elem(&self, fifo: usize) -> &aie_kernels::MemType;
     /// Buffer index of an `aie.buffer` SSA name.
     fn buffer(&self, ssa: &str) -> Option<usize>;
 }
@@ -189,10 +191,18 @@ impl<N: Names> Compiler<'_, N> {
                     fifo,
                     port,
                     n,
+                    ty,
                     line,
-                    ..
                 } => {
+                    let name = fifo;
                     let fifo = self.fifo(fifo, *line)?;
+                    let elem = self.names.fifo_elem(fifo);
+                    if elem != ty {
+                        return Err((
+                            *line,
+                            format!("acquires @{name} as {ty}, but its objects are {elem}"),
+                        ));
+                    }
                     let dst = self.def(res, *line)?;
                     self.emit(
                         Ins::Acquire {

@@ -27,7 +27,6 @@ pub enum Side {
 
 #[derive(Debug)]
 pub struct Conn {
-    pub fifo: usize,
     pub src: Side,
     pub sinks: Vec<Side>,
     /// Cycle until which the channel is busy.

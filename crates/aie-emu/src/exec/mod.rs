@@ -152,7 +152,6 @@ impl<'m, 'h> Run<'m, 'h> {
             let touches_host = matches!(src, Side::Host { .. })
                 || sinks.iter().any(|s| matches!(s, Side::Host { .. }));
             conns.push(Conn {
-                fifo: fi,
                 src,
                 sinks,
                 clock: 0.0,
