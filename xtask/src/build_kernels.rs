@@ -98,3 +98,9 @@ pub fn emitted_manifest() -> anyhow::Result<PathBuf> {
     let report = kernel_build::build(&opts)?;
     Ok(report.manifest_path)
 }
+
+/// The workspace's `generated/manifest.json`, if `build-kernels` has written one.
+pub fn built_manifest() -> Option<PathBuf> {
+    let p = workspace_root().join("generated/manifest.json");
+    p.exists().then_some(p)
+}

@@ -49,6 +49,10 @@ pub struct ModelArgs {
     /// f32: best accuracy. npu: round exactly where the NPU kernels round (bf16/int8).
     #[arg(long, value_enum, default_value = "f32")]
     pub numerics: NumericsArg,
+    /// The NPU whose kernels to use (default: the detected NPU, else npu1; the emulator
+    /// models this device).
+    #[arg(long, value_enum)]
+    pub device: Option<DeviceArg>,
     /// Worker threads (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -70,6 +74,12 @@ pub struct ModelArgs {
     /// without the previous text as prompt).
     #[arg(long)]
     pub keep_prompt_copies: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DeviceArg {
+    Npu1,
+    Npu2,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -127,8 +137,13 @@ impl LoadedModel {
             },
             manifest: match args.backend {
                 BackendArg::Emu => Some(crate::build_kernels::emitted_manifest()?),
-                _ => None,
+                BackendArg::Cpu => None,
+                BackendArg::Auto | BackendArg::Npu => crate::build_kernels::built_manifest(),
             },
+            device: args.device.map(|d| match d {
+                DeviceArg::Npu1 => npu_runtime::Device::Npu1,
+                DeviceArg::Npu2 => npu_runtime::Device::Npu2,
+            }),
             threads: args.threads,
             profile,
             ..RuntimeConfig::default()

@@ -214,6 +214,11 @@ impl Op {
     pub fn split_weights(&self) -> bool {
         family::def(self.family()).split_weights(self)
     }
+
+    /// Whether the kernel evaluates exp (GELU, softmax).
+    pub fn needs_exp(&self) -> bool {
+        family::def(self.family()).needs_exp(self)
+    }
 }
 
 /// How the work is split over the array and into per-core tiles.

@@ -1,4 +1,7 @@
-//! The runtime's CPU backend in `Numerics::Npu` on the inputs of a case.
+//! The runtime on the inputs of a case: its CPU backend in `Numerics::Npu`, or its emulator
+//! backend running the entry's rendered design (with the host packing the XRT backend uses).
+
+use std::path::PathBuf;
 
 use kernel_spec::manifest::{Artifacts, Manifest, ManifestEntry, Status};
 use kernel_spec::{KernelSpec, Op, ResourceUse};
@@ -6,13 +9,19 @@ use npu_runtime::{AttentionParams, BackendKind, Epilogue, Numerics, Runtime, Run
 
 use crate::inputs::{Case, Data};
 
+/// What computes the entry's operation.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The CPU backend with these numerics.
+    Cpu(Numerics),
+    /// The entry's design rendered from `templates`, run in the dataflow emulator; nothing
+    /// falls back to the CPU.
+    Emu { templates: PathBuf },
+}
+
 /// Runs the entry's operation on the CPU backend with NPU numerics.
-///
-/// The runtime takes a kernel's dtype (bf16 / int8 and its quantisation) from the matching
-/// manifest entry, so a one-entry manifest for `spec` is written to a temporary directory and
-/// handed to the runtime.
 pub fn run(spec: &KernelSpec, case: &Case) -> Result<Vec<f32>, String> {
-    run_with_numerics(spec, case, Numerics::Npu)
+    run_on(spec, case, &Backend::Cpu(Numerics::Npu))
 }
 
 /// [`run`] with the given numerics (`Numerics::F32` is a deliberately wrong kernel for bf16 and
@@ -22,8 +31,26 @@ pub fn run_with_numerics(
     case: &Case,
     numerics: Numerics,
 ) -> Result<Vec<f32>, String> {
+    run_on(spec, case, &Backend::Cpu(numerics))
+}
+
+/// Runs the entry's operation through the runtime on `backend`.
+///
+/// The runtime takes a kernel's dtype (bf16 / int8 and its quantisation) and, for the
+/// emulator, its design from the matching manifest entry, so a one-entry manifest for `spec`
+/// (and its rendered design) is written to a temporary directory and handed to the runtime.
+pub fn run_on(spec: &KernelSpec, case: &Case, backend: &Backend) -> Result<Vec<f32>, String> {
     let dir = tempfile::tempdir().map_err(|e| format!("temporary directory: {e}"))?;
     let manifest_path = dir.path().join("manifest.json");
+    let mut artifacts = Artifacts::default();
+    if let Backend::Emu { templates } = backend {
+        let rendered = kernel_spec::render(spec, templates).map_err(|e| e.to_string())?;
+        for (name, text) in &rendered.files {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+        artifacts.design = "design.mlir".to_string();
+    }
     let mut manifest = Manifest::new(concat!("kernel-verify ", env!("CARGO_PKG_VERSION")));
     manifest.kernels.push(ManifestEntry {
         name: spec.name.clone(),
@@ -34,7 +61,7 @@ pub fn run_with_numerics(
         hash: String::new(),
         status: Status::Emitted,
         dir: dir.path().to_path_buf(),
-        artifacts: Artifacts::default(),
+        artifacts,
         resources: ResourceUse::default(),
         estimate_us: 0.0,
         emulated: None,
@@ -43,11 +70,17 @@ pub fn run_with_numerics(
     std::fs::write(&manifest_path, manifest.to_json())
         .map_err(|e| format!("{}: {e}", manifest_path.display()))?;
 
+    let (kind, numerics) = match backend {
+        Backend::Cpu(n) => (BackendKind::Cpu, *n),
+        Backend::Emu { .. } => (BackendKind::Emu, Numerics::Npu),
+    };
     let rt = Runtime::new(RuntimeConfig {
-        backend: BackendKind::Cpu,
+        backend: kind,
         numerics,
         manifest: Some(manifest_path),
-        allow_cpu_fallback: true,
+        allow_cpu_fallback: kind == BackendKind::Cpu,
+        device: Some(spec.device),
+        prefer_dtype: spec.dtype,
         ..RuntimeConfig::default()
     })
     .map_err(|e| format!("runtime: {e}"))?;
@@ -141,6 +174,6 @@ pub fn run_with_numerics(
             )
         }
     };
-    r.map_err(|e| format!("CPU backend: {e}"))?;
+    r.map_err(|e| format!("{} backend: {e}", rt.backend_name()))?;
     Ok(out)
 }

@@ -15,6 +15,7 @@ pub mod reference;
 
 use std::collections::HashMap;
 use std::ffi::c_void;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use kernel_spec::KernelSpec;
@@ -126,11 +127,35 @@ impl Verifier {
         self.verify_with(spec, |case| cpu::run(spec, case))
     }
 
+    /// Verifies the entry's rendered design (from `templates`) run in the dataflow emulator,
+    /// its inputs packed and its output unpacked by the runtime's host packing.
+    pub fn verify_emulated(
+        &mut self,
+        spec: &KernelSpec,
+        templates: &Path,
+    ) -> Result<EntryReport, VerifyError> {
+        let backend = cpu::Backend::Emu {
+            templates: templates.to_path_buf(),
+        };
+        self.verify_against(spec, Tolerance::for_emulated, |case| {
+            cpu::run_on(spec, case, &backend)
+        })
+    }
+
     /// Verifies `spec` against the result of `kernel` (the CPU backend in [`Verifier::verify`];
     /// tests substitute a wrong one to show that verification catches it).
     pub fn verify_with(
         &mut self,
         spec: &KernelSpec,
+        kernel: impl FnOnce(&Case) -> Result<Vec<f32>, String>,
+    ) -> Result<EntryReport, VerifyError> {
+        self.verify_against(spec, Tolerance::for_case, kernel)
+    }
+
+    fn verify_against(
+        &mut self,
+        spec: &KernelSpec,
+        tolerance: impl FnOnce(&KernelSpec, &Case) -> Tolerance,
         kernel: impl FnOnce(&Case) -> Result<Vec<f32>, String>,
     ) -> Result<EntryReport, VerifyError> {
         let start = Instant::now();
@@ -152,7 +177,7 @@ impl Verifier {
             msg,
         })?;
         let cpu_time = t.elapsed();
-        let tolerance = Tolerance::for_case(spec, &case);
+        let tolerance = tolerance(spec, &case);
         let cpu_unstored = compare::store_as_kernel(tolerance.quantum, &mut cpu);
         let comparison = compare::compare(&cpu, reference, tolerance);
         Ok(EntryReport {

@@ -8,6 +8,7 @@
 // Kernel entry points mirror the documented API, whose calls take up to 8 operands.
 #![allow(clippy::too_many_arguments)]
 
+mod builtin;
 mod cpu;
 mod device;
 mod emu;
@@ -72,6 +73,11 @@ pub struct RuntimeConfig {
     pub allow_cpu_fallback: bool,
     /// Time every call (see [`Runtime::profile_report`]).
     pub profile: bool,
+    /// The NPU whose kernels serve calls when several devices' entries would (`None`: the
+    /// detected NPU, else npu1; the emulator models this device).
+    pub device: Option<Device>,
+    /// The kernel dtype preferred when entries of several dtypes serve a call.
+    pub prefer_dtype: Dtype,
 }
 
 impl Default for RuntimeConfig {
@@ -83,6 +89,8 @@ impl Default for RuntimeConfig {
             manifest: None,
             allow_cpu_fallback: true,
             profile: false,
+            device: None,
+            prefer_dtype: Dtype::Bf16,
         }
     }
 }
@@ -142,10 +150,6 @@ enum Exec<'a> {
     Device(&'a KernelEntry),
 }
 
-/// Environment overrides of the kernel selection (documented in `Runtime::new`).
-const ENV_DEVICE: &str = "NPU_RUNTIME_DEVICE";
-const ENV_DTYPE: &str = "NPU_RUNTIME_DTYPE";
-
 fn check_len(op: &str, what: &str, got: usize, want: usize) -> Result<(), RuntimeError> {
     if got < want {
         return Err(RuntimeError::Shape {
@@ -160,12 +164,12 @@ impl Runtime {
     /// Starts the runtime: its thread pool, the kernel table and (with `BackendKind::Npu`, or
     /// `Auto` where possible) the NPU, or (with `BackendKind::Emu`) the emulator.
     ///
-    /// Kernels come from `cfg.manifest`, else from `generated/manifest.json` or, failing that,
-    /// the `kernel-specs/` directory, found by walking up from the current directory (the
-    /// emulator backend needs a manifest: it runs the designs the manifest lists). When
-    /// several entries serve a call, the device named by `NPU_RUNTIME_DEVICE` (`npu1`/`npu2`;
-    /// default: the detected NPU, else npu1) and the dtype named by `NPU_RUNTIME_DTYPE`
-    /// (`bf16`/`int8`; default bf16) win, then the entry with the least row padding.
+    /// Kernels come from `cfg.manifest` (what `cargo xtask build-kernels` wrote); without one,
+    /// from the kernel specs built into this library at compile time (enough to predict the
+    /// NPU's rounding on the CPU; the NPU and emulator backends need a manifest, since they run
+    /// its artifacts). Nothing is read from the environment or the current directory. When
+    /// several entries serve a call, `cfg.device` and `cfg.prefer_dtype` win, then the entry
+    /// with the least row padding.
     pub fn new(cfg: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let (entries, source) = Self::discover_kernels(&cfg)?;
         Self::with_kernels_from(cfg, entries, source)
@@ -186,37 +190,17 @@ impl Runtime {
             return Ok((kernels::load_manifest(p)?, Some(p.clone())));
         }
         if cfg.backend == BackendKind::Emu {
-            let p = kernels::find_upwards("generated/manifest.json").ok_or_else(|| {
-                RuntimeError::Config(
-                    "the emu backend runs the rendered designs of a kernel manifest and found no generated/manifest.json above the current directory: run `cargo xtask build-kernels --emit-only` (or set RuntimeConfig::manifest)"
-                        .to_string(),
-                )
-            })?;
-            return Ok((kernels::load_manifest(&p)?, Some(p)));
+            return Err(RuntimeError::Config(
+                "the emu backend runs the rendered designs of a kernel manifest: set RuntimeConfig::manifest to the generated/manifest.json that `cargo xtask build-kernels --emit-only` writes"
+                    .to_string(),
+            ));
         }
         // Plain f32 on the CPU needs no kernel table.
         let npu_possible = cfg!(feature = "npu") && cfg.backend != BackendKind::Cpu;
         if cfg.numerics == Numerics::F32 && !npu_possible {
             return Ok((Vec::new(), None));
         }
-        if let Some(p) = kernels::find_upwards("generated/manifest.json") {
-            match kernels::load_manifest(&p) {
-                Ok(e) => return Ok((e, Some(p))),
-                Err(e) => tracing::warn!("ignoring {e}"),
-            }
-        }
-        if let Some(dir) = kernels::find_upwards("kernel-specs") {
-            match kernel_spec::load_dir(&dir) {
-                Ok(specs) => {
-                    return Ok((
-                        specs.iter().map(KernelEntry::from_spec).collect(),
-                        Some(dir),
-                    ))
-                }
-                Err(e) => tracing::warn!("ignoring the kernel specs: {e}"),
-            }
-        }
-        Ok((Vec::new(), None))
+        Ok((builtin::entries()?, None))
     }
 
     fn with_kernels_from(
@@ -224,25 +208,12 @@ impl Runtime {
         entries: Vec<KernelEntry>,
         source: Option<PathBuf>,
     ) -> Result<Runtime, RuntimeError> {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let device = match env(ENV_DEVICE) {
-            Some(v) => Some(kernels::parse_device(&v).ok_or_else(|| {
-                RuntimeError::Config(format!("{ENV_DEVICE}={v}: expected npu1 or npu2"))
-            })?),
-            None => None,
-        };
-        let prefer = match env(ENV_DTYPE) {
-            Some(v) => kernels::parse_dtype(&v).ok_or_else(|| {
-                RuntimeError::Config(format!("{ENV_DTYPE}={v}: expected bf16, int8 or f32"))
-            })?,
-            None => Dtype::Bf16,
-        };
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(cfg.threads)
             .thread_name(|i| format!("npu-runtime-{i}"))
             .build()
             .map_err(|e| RuntimeError::ThreadPool(e.to_string()))?;
-        let mut table = KernelTable::new(entries, device, prefer, source);
+        let mut table = KernelTable::new(entries, cfg.device, cfg.prefer_dtype, source);
         let device = Self::open_device(&cfg, &mut table)?;
         Ok(Runtime {
             cfg,
@@ -262,7 +233,7 @@ impl Runtime {
         match cfg.backend {
             BackendKind::Cpu => Ok(None),
             BackendKind::Emu => {
-                // The emulator models npu1 unless NPU_RUNTIME_DEVICE names another.
+                // The emulator models npu1 unless the configuration names another device.
                 let device = *table.device.get_or_insert(Device::Npu1);
                 Ok(Some(Box::new(emu::EmuBackend::open(table, device)?)))
             }

@@ -75,6 +75,7 @@ fn pair(names: &[&str]) -> Pair {
         manifest: Some(manifest.clone()),
         allow_cpu_fallback: false,
         profile: true,
+        ..RuntimeConfig::default()
     };
     let emu = Runtime::new(cfg(BackendKind::Emu)).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(emu.backend_name(), "emu");

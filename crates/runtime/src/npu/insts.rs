@@ -55,7 +55,7 @@ pub(crate) fn device_of(name: &str) -> Device {
     } else {
         if !["phoenix", "hawk", "npu1"].iter().any(|s| n.contains(s)) {
             tracing::warn!(
-                "unknown NPU \"{name}\": assuming npu1 (set NPU_RUNTIME_DEVICE to override)"
+                "unknown NPU \"{name}\": assuming npu1 (set RuntimeConfig::device to override)"
             );
         }
         Device::Npu1
