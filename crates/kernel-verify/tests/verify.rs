@@ -23,7 +23,7 @@ n = 96
 bias = true
 gelu = true
 residual = true
-tiling = { tile_m = 16, tile_k = 64, tile_n = 32, columns = 1, rows = 1 }
+tiling = { tile_m = 16, tile_k = 32, tile_n = 32, columns = 1, rows = 1 }
 
 [[kernel]]
 name = "t_mm_int8_pc"
@@ -58,7 +58,7 @@ n = 96
 bias = true
 residual = true
 split_weights = true
-tiling = { tile_m = 16, tile_k = 64, tile_n = 32, columns = 1, rows = 1 }
+tiling = { tile_m = 16, tile_k = 32, tile_n = 32, columns = 1, rows = 1 }
 "#,
     ),
     (
@@ -129,7 +129,7 @@ dtype = "f32"
 rows = 24
 dim = 512
 eps = 1e-5
-tiling = { tile_m = 8, columns = 1, rows = 1 }
+tiling = { tile_m = 4, columns = 1, rows = 1 }
 "#,
     ),
     (
@@ -142,7 +142,7 @@ dtype = "bf16"
 rows = 3
 d_model = 128
 vocab = 1000
-tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1 }
+tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1, pad_m_to = 1024, pad_n_to = 8 }
 
 [[kernel]]
 name = "t_lm_top"
@@ -152,7 +152,7 @@ rows = 3
 d_model = 128
 vocab = 1000
 top_k = 77
-tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1 }
+tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1, pad_m_to = 128, pad_n_to = 8 }
 
 [[kernel]]
 name = "t_lm_split"
@@ -162,7 +162,7 @@ rows = 3
 d_model = 128
 vocab = 1000
 split_weights = true
-tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1 }
+tiling = { tile_m = 64, tile_k = 64, tile_n = 8, columns = 1, rows = 1, pad_m_to = 1024, pad_n_to = 8 }
 "#,
     ),
 ];
@@ -402,4 +402,92 @@ fn project_specs_small_entries_pass() {
         small.len(),
         failed.join("\n")
     );
+}
+
+fn templates() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates")
+}
+
+/// The small entries that also pass the device checks (some exist only to test the CPU path).
+fn renderable() -> Vec<KernelSpec> {
+    specs()
+        .into_iter()
+        .filter(|s| kernel_spec::check(s).is_ok())
+        .collect()
+}
+
+/// Every small entry's rendered design, run in the dataflow emulator with the runtime's host
+/// packing, computes what the MLIR reference computes.
+#[test]
+fn emulated_designs_pass_every_family() {
+    let mut v = Verifier::new(DEFAULT_SEED);
+    let specs = renderable();
+    let families: std::collections::HashSet<_> = specs.iter().map(|s| s.family).collect();
+    assert_eq!(families.len(), 5, "an entry of every family renders");
+    for s in &specs {
+        let r = v
+            .verify_emulated(s, &templates())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.passed(), "{}: {:?}", s.name, r.comparison);
+    }
+}
+
+/// A plain bf16 product with bias (no exp, no split planes) is defined exactly: the emulated
+/// design matches the reference bit for bit.
+#[test]
+fn emulated_plain_matmul_is_bit_exact() {
+    let toml = r#"
+[[kernel]]
+name = "t_mm_plain"
+device = "npu2"
+dtype = "bf16"
+m = 40
+k = 192
+n = 64
+bias = true
+tiling = { tile_m = 16, tile_k = 64, tile_n = 32, columns = 2, rows = 1, pad_m_to = 48 }
+"#;
+    let s = kernel_spec::parse_file(Path::new("matmul.toml"), toml)
+        .unwrap()
+        .remove(0);
+    let r = Verifier::new(DEFAULT_SEED)
+        .verify_emulated(&s, &templates())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.passed(), "{:?}", r.comparison);
+    assert_eq!(r.comparison.exact, r.comparison.len, "{:?}", r.comparison);
+}
+
+/// A template whose runtime sequence sends every transfer from the start of its host buffer
+/// (in bounds, so no static check can object) computes the wrong product, and verification
+/// says so.
+#[test]
+fn emulated_design_with_wrong_transfer_offsets_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&templates(), dir.path());
+    let path = dir.path().join("common/gemm_design.mlir.jinja");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let broken = text.replace("[0, 0, 0, {{ op.offset }}]", "[0, 0, 0, 0]");
+    assert_ne!(text, broken, "the template prints transfer offsets");
+    std::fs::write(&path, broken).unwrap();
+    let mm = renderable()
+        .into_iter()
+        .find(|s| s.family == kernel_spec::Family::Matmul)
+        .expect("a matmul entry renders");
+    let r = Verifier::new(DEFAULT_SEED)
+        .verify_emulated(&mm, dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!r.passed(), "{:?}", r.comparison);
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
 }
