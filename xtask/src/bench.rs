@@ -29,6 +29,10 @@ pub struct Args {
     /// Skip faster-whisper (measure only this project).
     #[arg(long)]
     pub no_peer: bool,
+    /// Instead of timing on the CPU: add up the emulator's estimates of each kernel call's NPU
+    /// time over the transcription, for npu1 and npu2 (an estimated real-time factor).
+    #[arg(long)]
+    pub npu_estimate: bool,
 }
 
 /// One system's run over the files.
@@ -74,6 +78,9 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         args.model.beam_size
     );
 
+    if args.npu_estimate {
+        return crate::npu_estimate::report(&args.model, &samples, total_audio);
+    }
     let mut runs = vec![ours(&args)?];
     if !args.no_peer {
         let python = python::venv(&cache, FASTER_WHISPER)?;

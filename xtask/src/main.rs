@@ -5,6 +5,7 @@ mod build_kernels;
 mod eval;
 mod fetch_model;
 mod llvm;
+mod npu_estimate;
 mod python;
 mod run_model;
 mod test;

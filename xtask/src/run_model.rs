@@ -112,6 +112,16 @@ pub struct LoadedModel {
 
 impl LoadedModel {
     pub fn load(args: &ModelArgs, profile: bool) -> anyhow::Result<LoadedModel> {
+        Self::load_with_manifest(args, profile, None)
+    }
+
+    /// As [`LoadedModel::load`], with the kernel manifest given (its entries carry the
+    /// emulator's NPU-time estimates, which the profile adds up).
+    pub fn load_with_manifest(
+        args: &ModelArgs,
+        profile: bool,
+        manifest: Option<PathBuf>,
+    ) -> anyhow::Result<LoadedModel> {
         if args.threads > 0 {
             // The log-mel and the CPU kernels share one pool sized by --threads.
             let _ = rayon::ThreadPoolBuilder::new()
@@ -136,6 +146,7 @@ impl LoadedModel {
                 (NumericsArg::F32, _) => Numerics::F32,
             },
             manifest: match args.backend {
+                _ if manifest.is_some() => manifest,
                 BackendArg::Emu => Some(crate::build_kernels::emitted_manifest()?),
                 BackendArg::Cpu => None,
                 BackendArg::Auto | BackendArg::Npu => crate::build_kernels::built_manifest(),

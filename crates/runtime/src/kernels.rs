@@ -23,6 +23,8 @@ pub struct KernelEntry {
     pub spec: Option<KernelSpec>,
     /// The rendered `design.mlir` (from the manifest), which the emulator backend runs.
     pub design: Option<PathBuf>,
+    /// The emulator's estimate of one invocation on the NPU, µs (from the manifest).
+    pub emulated_us: Option<f64>,
 }
 
 impl KernelEntry {
@@ -35,6 +37,7 @@ impl KernelEntry {
             compiled: None,
             spec: Some(spec.clone()),
             design: None,
+            emulated_us: None,
         }
     }
 
@@ -369,6 +372,7 @@ pub(crate) fn load_manifest(path: &Path) -> Result<Vec<KernelEntry>, RuntimeErro
                 compiled,
                 spec: Some(k.spec),
                 design,
+                emulated_us: k.emulated.map(|e| e.estimate_us),
             }
         })
         .collect())

@@ -146,7 +146,8 @@ pub struct Runtime {
 
 /// How one call runs.
 enum Exec<'a> {
-    Cpu(Prec),
+    /// On the CPU with this precision; the NPU-time estimate of the kernel that would serve it.
+    Cpu(Prec, f64),
     Device(&'a KernelEntry),
 }
 
@@ -281,7 +282,7 @@ impl Runtime {
         fits: impl Fn(&Layout) -> Result<(), String>,
     ) -> Result<Exec<'_>, RuntimeError> {
         let Some(dev) = &self.device else {
-            return Ok(Exec::Cpu(self.cpu_prec(call)));
+            return Ok(Exec::Cpu(self.cpu_prec(call), self.cpu_estimate(call)));
         };
         let family = call.family();
         let unfit = match self.kernels.select(call, |e| dev.supports(e)) {
@@ -324,7 +325,7 @@ impl Runtime {
                 ),
             }
         });
-        Ok(Exec::Cpu(self.cpu_prec(call)))
+        Ok(Exec::Cpu(self.cpu_prec(call), self.cpu_estimate(call)))
     }
 
     /// Runs `f` (pack, run, unpack) on an invocation of `entry` on the device backend.
@@ -352,6 +353,18 @@ impl Runtime {
         Ok(())
     }
 
+    /// The emulator's estimate (µs, recorded in the manifest by `build-kernels`) of the kernel
+    /// that would serve `call` on the NPU, when profiling; 0 without one.
+    fn cpu_estimate(&self, call: &Call) -> f64 {
+        if !self.cfg.profile {
+            return 0.0;
+        }
+        self.kernels
+            .select(call, |_| true)
+            .and_then(|e| e.emulated_us)
+            .unwrap_or(0.0)
+    }
+
     /// The precision of `call` on the CPU: f32, or the matching kernel's dtype in NPU numerics.
     fn cpu_prec(&self, call: &Call) -> Prec {
         if self.cfg.numerics == Numerics::F32 {
@@ -372,11 +385,14 @@ impl Runtime {
         }
     }
 
+    /// Runs `f` on the pool; with profiling, records its time and `estimate_us`, the
+    /// emulator's estimate of what the serving kernel would take on the NPU.
     fn timed<R>(
         &self,
         family: &'static str,
         op: &str,
         flops: f64,
+        estimate_us: f64,
         f: impl FnOnce() -> R + Send,
     ) -> R
     where
@@ -385,7 +401,8 @@ impl Runtime {
         if self.cfg.profile {
             let t = Instant::now();
             let r = self.pool.install(f);
-            self.profiler.record(family, op, t, flops);
+            self.profiler
+                .record_estimate(family, op, t, flops, estimate_us);
             r
         } else {
             self.pool.install(f)
@@ -451,9 +468,9 @@ impl Runtime {
         };
         let flops = 2.0 * (rows * k * n) as f64;
         match self.plan(&call, |_| Ok(()))? {
-            Exec::Cpu(prec) => {
+            Exec::Cpu(prec, est) => {
                 let round_out = prec != Prec::F32;
-                self.timed("matmul", op, flops, || {
+                self.timed("matmul", op, flops, est, || {
                     cpu::matmul::linear_forward(
                         x,
                         rows,
@@ -501,9 +518,9 @@ impl Runtime {
         check_len(op, "out", out.len(), rows * d)?;
         let flops = 4.0 * (rows * d * dff) as f64;
         match self.plan(&Call::Ffn { rows, d, dff }, |_| Ok(()))? {
-            Exec::Cpu(prec) => {
+            Exec::Cpu(prec, est) => {
                 let round_out = prec != Prec::F32;
-                self.timed("ffn", op, flops, || {
+                self.timed("ffn", op, flops, est, || {
                     cpu::matmul::ffn_forward(x, rows, fc1, fc2, residual, prec, round_out, out)
                 });
                 Ok(())
@@ -541,10 +558,10 @@ impl Runtime {
             _ => Ok(()),
         };
         match self.plan(&Call::LayerNorm { rows, dim }, fits)? {
-            Exec::Cpu(prec) => {
+            Exec::Cpu(prec, est) => {
                 // LayerNorm kernels read bf16 (int8 LayerNorm does not exist; treat it as bf16).
                 let bf16 = prec != Prec::F32;
-                self.timed("layernorm", op, flops, || {
+                self.timed("layernorm", op, flops, est, || {
                     cpu::norm::layernorm(x, rows, dim, gamma, beta, eps, bf16, out)
                 });
                 Ok(())
@@ -583,11 +600,11 @@ impl Runtime {
         check_len(op, "out", out.len(), p.q_len * hd)?;
         let flops = 4.0 * (p.q_len * p.kv_len * hd) as f64;
         match self.plan(&Call::Attention(p), |_| Ok(()))? {
-            Exec::Cpu(prec) => {
+            Exec::Cpu(prec, est) => {
                 // Attention kernels are bf16 (an int8 entry is predicted as bf16 too: its softmax
                 // and probabilities are not quantised by the templates).
                 let bf16 = prec != Prec::F32;
-                self.timed("attention", op, flops, || {
+                self.timed("attention", op, flops, est, || {
                     cpu::attention::attention(q, k, v, &p, bf16, out)
                 });
                 Ok(())
@@ -633,8 +650,8 @@ impl Runtime {
         };
         let flops = 2.0 * (rows * d * count) as f64;
         match self.plan(&call, fits)? {
-            Exec::Cpu(prec) => {
-                self.timed("lm_head", op, flops, || match subset {
+            Exec::Cpu(prec, est) => {
+                self.timed("lm_head", op, flops, est, || match subset {
                     None => {
                         cpu::matmul::linear_forward(x, rows, emb, false, None, prec, false, out)
                     }

@@ -20,11 +20,8 @@ struct Stat {
 }
 
 impl Profiler {
-    pub(crate) fn record(&self, family: &'static str, op: &str, start: Instant, flops: f64) {
-        self.record_estimate(family, op, start, flops, 0.0)
-    }
-
-    /// As `record`, with the emulator's estimate of the NPU time of the call (µs).
+    /// Records one call from `start` until now, with the emulator's estimate of its NPU time
+    /// (µs; 0 where no kernel serves it).
     pub(crate) fn record_estimate(
         &self,
         family: &'static str,

@@ -74,6 +74,7 @@ fn int8_entry(
         compiled: None,
         spec: None,
         design: None,
+        emulated_us: None,
     }
 }
 
@@ -97,6 +98,7 @@ fn split_weights_entry(rows: usize, k: usize, n: usize) -> KernelEntry {
         compiled: None,
         spec: None,
         design: None,
+        emulated_us: None,
     }
 }
 

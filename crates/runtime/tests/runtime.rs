@@ -219,6 +219,7 @@ fn bf16_entry(name: &str, dtype: Dtype, m: usize, k: usize, n: usize) -> KernelE
         compiled: None,
         spec: None,
         design: None,
+        emulated_us: None,
     }
 }
 

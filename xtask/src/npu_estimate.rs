@@ -1,0 +1,55 @@
+//! `cargo xtask bench --npu-estimate`: what Whisper would take on npu1 and npu2, estimated.
+//!
+//! The files are transcribed on the CPU in NPU numerics, so that every call is served by the
+//! kernel entry the NPU would run; each call adds that entry's emulated time (the dataflow
+//! emulator's event-level model of its design, recorded in the manifest by `build-kernels`).
+//! The sum over a transcription, against the audio's length, gives an estimated real-time
+//! factor of the kernels alone. It is an estimate from a model, not a measurement: the host's
+//! share (log-mel, search, packing) and the driver's per-call overhead are not in it.
+
+use npu_runtime::Device;
+use whisper_model::transcribe::{NoProgress, StageTimes};
+
+use crate::run_model::{BackendArg, DeviceArg, LoadedModel, ModelArgs, NumericsArg};
+
+/// Prints, per device, the estimated NPU time of the kernels of transcribing `samples`.
+pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> anyhow::Result<()> {
+    let manifest = crate::build_kernels::emitted_manifest()?;
+    println!(
+        "{:<6} {:>10} {:>12} {:>14} {:>12}",
+        "device", "calls", "NPU est. s", "x realtime*", "calls w/o est."
+    );
+    for (device, arg) in [(Device::Npu1, DeviceArg::Npu1), (Device::Npu2, DeviceArg::Npu2)] {
+        let mut args = model.clone();
+        args.backend = BackendArg::Cpu;
+        args.numerics = NumericsArg::Npu;
+        args.device = Some(arg);
+        let loaded = LoadedModel::load_with_manifest(&args, true, Some(manifest.clone()))?;
+        for s in samples {
+            loaded.transcribe(s, &mut NoProgress, &mut StageTimes::default())?;
+        }
+        let report = loaded.pipeline.rt.profile_report();
+        let calls: u64 = report.entries.iter().map(|e| e.calls).sum();
+        let uncovered: u64 = report
+            .entries
+            .iter()
+            .filter(|e| e.npu_estimate_us == 0.0)
+            .map(|e| e.calls)
+            .sum();
+        let seconds: f64 = report.entries.iter().map(|e| e.npu_estimate_us).sum::<f64>() / 1e6;
+        println!(
+            "{:<6} {:>10} {:>12.3} {:>14.1} {:>12}",
+            device.to_string(),
+            calls,
+            seconds,
+            audio_seconds / seconds,
+            uncovered
+        );
+    }
+    println!(
+        "* estimated from the emulator's event-level model of each kernel's design (core functions at \
+         their cycle counts, DMAs at channel and DDR bandwidth), summed over the kernel calls of \
+         the transcription; not a measurement, and without the host's share of the work"
+    );
+    Ok(())
+}
