@@ -19,7 +19,10 @@ pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> an
         "{:<6} {:>10} {:>12} {:>14} {:>12}",
         "device", "calls", "NPU est. s", "x realtime*", "calls w/o est."
     );
-    for (device, arg) in [(Device::Npu1, DeviceArg::Npu1), (Device::Npu2, DeviceArg::Npu2)] {
+    for (device, arg) in [
+        (Device::Npu1, DeviceArg::Npu1),
+        (Device::Npu2, DeviceArg::Npu2),
+    ] {
         let mut args = model.clone();
         args.backend = BackendArg::Cpu;
         args.numerics = NumericsArg::Npu;
@@ -36,7 +39,12 @@ pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> an
             .filter(|e| e.npu_estimate_us == 0.0)
             .map(|e| e.calls)
             .sum();
-        let seconds: f64 = report.entries.iter().map(|e| e.npu_estimate_us).sum::<f64>() / 1e6;
+        let seconds: f64 = report
+            .entries
+            .iter()
+            .map(|e| e.npu_estimate_us)
+            .sum::<f64>()
+            / 1e6;
         println!(
             "{:<6} {:>10} {:>12.3} {:>14.1} {:>12}",
             device.to_string(),
@@ -45,6 +53,14 @@ pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> an
             audio_seconds / seconds,
             uncovered
         );
+        // Calls no kernel entry serves (they would run on the CPU): say which, so that the
+        // estimate's gaps are in plain view.
+        for e in report.entries.iter().filter(|e| e.npu_estimate_us == 0.0) {
+            println!(
+                "    no kernel for {} {} ({} calls)",
+                e.family, e.op, e.calls
+            );
+        }
     }
     println!(
         "* estimated from the emulator's event-level model of each kernel's design (core functions at \

@@ -53,6 +53,10 @@ pub struct BuildOptions {
     pub toolchain_env: ToolchainEnv,
     /// Draw a progress bar on stderr (when it is a terminal).
     pub progress: bool,
+    /// Run every newly rendered design once in the dataflow emulator before compiling it (a
+    /// design that deadlocks or overruns is a build failure) and record its time estimate.
+    /// Off only where the templates render no real design (kernel-build's own tests).
+    pub emulate: bool,
 }
 
 impl BuildOptions {
@@ -69,6 +73,7 @@ impl BuildOptions {
             prune: Prune::None,
             toolchain_env: ToolchainEnv::from_process(),
             progress: true,
+            emulate: true,
         }
     }
 
@@ -240,6 +245,7 @@ fn build_one(
     out: &Path,
     toolchain: Option<&Toolchain>,
     toolchain_id: &str,
+    emulate: bool,
 ) -> Result<ArtifactStatus, KernelFailure> {
     let name = p.name();
     let failure = |summary: String| KernelFailure {
@@ -264,7 +270,11 @@ fn build_one(
         fs::write(&path, text).map_err(|e| failure(format!("{}: {e}", path.display())))?;
     }
     // The design must run in the emulator before it is worth compiling.
-    if let Some((_, design)) = files.iter().find(|(n, _)| n == DESIGN_FILE) {
+    let design = files
+        .iter()
+        .find(|(n, _)| n == DESIGN_FILE)
+        .filter(|_| emulate);
+    if let Some((_, design)) = design {
         let shown = out.join(name).join(&p.hash).join(DESIGN_FILE);
         let record = crate::emulate::emulate(&p.spec, &shown, design)
             .map_err(|e| failure(format!("the emulator rejects the design: {e}")))?;
@@ -549,14 +559,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, BuildError> {
             .map(|&i| {
                 let p = &planned[i];
                 bar.set_message(p.name().to_string());
-                let action = match build_one(p, out, toolchain.as_ref(), &toolchain_id) {
-                    Ok(status) => Action::Built(status),
-                    Err(f) => {
-                        bar.println(format!("FAILED {}: {}", f.name, f.summary));
-                        failures.lock().expect("failures").push(f);
-                        Action::Failed
-                    }
-                };
+                let action =
+                    match build_one(p, out, toolchain.as_ref(), &toolchain_id, opts.emulate) {
+                        Ok(status) => Action::Built(status),
+                        Err(f) => {
+                            bar.println(format!("FAILED {}: {}", f.name, f.summary));
+                            failures.lock().expect("failures").push(f);
+                            Action::Failed
+                        }
+                    };
                 bar.inc(1);
                 (i, action)
             })

@@ -31,6 +31,8 @@ impl Tree {
         o.progress = false;
         o.jobs = 2;
         o.toolchain_env = ToolchainEnv::default();
+        // The toy templates render no real design; tests/emulation.rs uses the real ones.
+        o.emulate = false;
         o
     }
 }
