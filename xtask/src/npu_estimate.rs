@@ -36,8 +36,7 @@ pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> an
         let uncovered: u64 = report
             .entries
             .iter()
-            .filter(|e| e.npu_estimate_us == 0.0)
-            .map(|e| e.calls)
+            .map(|e| e.calls_without_estimate)
             .sum();
         let seconds: f64 = report
             .entries

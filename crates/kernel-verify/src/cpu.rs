@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 
 use kernel_spec::manifest::{Artifacts, Manifest, ManifestEntry, Status};
-use kernel_spec::{KernelSpec, Op, ResourceUse};
-use npu_runtime::{AttentionParams, BackendKind, Epilogue, Numerics, Runtime, RuntimeConfig};
+use kernel_spec::{KernelSpec, ResourceUse};
+use npu_runtime::{BackendKind, Numerics, Runtime, RuntimeConfig};
 
-use crate::inputs::{Case, Data};
+use crate::family;
+use crate::inputs::Case;
 
 /// What computes the entry's operation.
 #[derive(Debug, Clone)]
@@ -85,95 +86,9 @@ pub fn run_on(spec: &KernelSpec, case: &Case, backend: &Backend) -> Result<Vec<f
     })
     .map_err(|e| format!("runtime: {e}"))?;
 
-    let f = |name: &str| case.input(name).as_f32().to_vec();
-    let opt = |name: &str| case.try_input(name).map(|t| t.as_f32().to_vec());
     let mut out = vec![0.0f32; case.output_len()];
-    let op = spec.name.as_str();
-    let r = match spec.op {
-        Op::Matmul { m, k, n, gelu, .. } => {
-            let lin = rt.linear(f("w"), opt("b"), k, n);
-            let res = opt("r");
-            rt.matmul(
-                op,
-                case.input("x").as_f32(),
-                m,
-                &lin,
-                Epilogue {
-                    gelu,
-                    residual: res.as_deref(),
-                },
-                &mut out,
-            )
-        }
-        Op::Attention {
-            heads,
-            head_dim,
-            q_len,
-            kv_len,
-            ..
-        } => rt.attention(
-            op,
-            case.input("q").as_f32(),
-            case.input("k").as_f32(),
-            case.input("v").as_f32(),
-            AttentionParams {
-                heads,
-                head_dim,
-                q_len,
-                kv_len,
-                causal_offset: case.causal_offset,
-            },
-            &mut out,
-        ),
-        Op::Ffn {
-            rows,
-            d_model,
-            d_ff,
-            ..
-        } => {
-            let fc1 = rt.linear(f("w1"), Some(f("b1")), d_model, d_ff);
-            let fc2 = rt.linear(f("w2"), Some(f("b2")), d_ff, d_model);
-            rt.ffn(
-                op,
-                case.input("x").as_f32(),
-                rows,
-                &fc1,
-                &fc2,
-                case.input("r").as_f32(),
-                &mut out,
-            )
-        }
-        Op::LayerNorm { rows, dim, eps } => rt.layernorm(
-            op,
-            case.input("x").as_f32(),
-            rows,
-            dim,
-            case.input("gamma").as_f32(),
-            case.input("beta").as_f32(),
-            eps as f32,
-            &mut out,
-        ),
-        Op::LmHead {
-            rows,
-            d_model,
-            vocab,
-            ..
-        } => {
-            let emb = rt.linear(f("e"), None, d_model, vocab);
-            let ids: Option<Vec<u32>> = case.try_input("ids").map(|t| match &t.data {
-                Data::I32(v) => v.iter().map(|&i| i as u32).collect(),
-                Data::F32(_) => unreachable!("ids are indices"),
-            });
-            rt.lm_head(
-                op,
-                case.input("x").as_f32(),
-                rows,
-                &emb,
-                ids.as_deref(),
-                &mut out,
-            )
-        }
-    };
-    r.map_err(|e| format!("{} backend: {e}", rt.backend_name()))?;
+    family::of(spec)
+        .run(&rt, spec, case, &mut out)
+        .map_err(|e| format!("{} backend: {e}", rt.backend_name()))?;
     Ok(out)
 }

@@ -1,6 +1,8 @@
 //! Deterministic random inputs of a spec entry: the same bytes on every run and machine.
 
-use kernel_spec::{AttentionKind, KernelSpec, Op};
+use kernel_spec::KernelSpec;
+
+use crate::family;
 
 /// SplitMix64: tiny, fast, good enough for test data, and identical everywhere.
 #[derive(Clone)]
@@ -68,7 +70,7 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    fn f32(name: &'static str, shape: &[usize], data: Vec<f32>) -> Self {
+    pub(crate) fn f32(name: &'static str, shape: &[usize], data: Vec<f32>) -> Self {
         debug_assert_eq!(data.len(), shape.iter().product::<usize>());
         Tensor {
             name,
@@ -126,155 +128,19 @@ pub fn computation_key(spec: &KernelSpec) -> String {
     format!("{:?}|{:?}", spec.dtype, spec.op)
 }
 
-/// Builds the inputs of `spec`. Value ranges mimic a trained network so that every part of the
-/// computation matters: weights at PyTorch's `nn.Linear` init scale (outputs O(1)), attention
-/// logits with a standard deviation above 1 (a peaked, not flat, softmax), LayerNorm rows with a
-/// non-zero mean.
+/// Builds the inputs of `spec` (the family's `case`). Value ranges mimic a trained network so
+/// that every part of the computation matters: weights at PyTorch's `nn.Linear` init scale
+/// (outputs O(1)), attention logits with a standard deviation above 1 (a peaked, not flat,
+/// softmax), LayerNorm rows with a non-zero mean.
 pub fn make_case(spec: &KernelSpec, seed: u64) -> Result<Case, String> {
     let mut rng = Rng::for_entry(seed, &computation_key(spec));
-    let lin = |rng: &mut Rng, out_f: usize, in_f: usize| {
-        let a = 1.0 / (in_f as f32).sqrt();
-        rng.fill(out_f * in_f, -a, a)
-    };
-    let mut inputs = Vec::new();
-    let mut causal_offset = None;
-    let output_shape = match spec.op {
-        Op::Matmul {
-            m,
-            k,
-            n,
-            bias,
-            residual,
-            ..
-        } => {
-            inputs.push(Tensor::f32("x", &[m, k], rng.fill(m * k, -1.0, 1.0)));
-            inputs.push(Tensor::f32("w", &[n, k], lin(&mut rng, n, k)));
-            if bias {
-                let a = 1.0 / (k as f32).sqrt();
-                inputs.push(Tensor::f32("b", &[n], rng.fill(n, -a, a)));
-            }
-            if residual {
-                inputs.push(Tensor::f32("r", &[m, n], rng.fill(m * n, -1.0, 1.0)));
-            }
-            vec![m, n]
-        }
-        Op::Attention {
-            kind,
-            heads,
-            head_dim,
-            q_len,
-            kv_len,
-        } => {
-            let hd = heads * head_dim;
-            // q·k over head_dim terms of U(-2,2)² has std ≈ 1.33·√head_dim; after the
-            // 1/√head_dim scale the logits have std ≈ 1.33.
-            inputs.push(Tensor::f32(
-                "q",
-                &[q_len, hd],
-                rng.fill(q_len * hd, -2.0, 2.0),
-            ));
-            inputs.push(Tensor::f32(
-                "k",
-                &[kv_len, hd],
-                rng.fill(kv_len * hd, -2.0, 2.0),
-            ));
-            inputs.push(Tensor::f32(
-                "v",
-                &[kv_len, hd],
-                rng.fill(kv_len * hd, -1.0, 1.0),
-            ));
-            if kind == AttentionKind::CausalSelf {
-                // The queries are the last q_len positions of the cache.
-                if q_len > kv_len {
-                    return Err(format!(
-                        "causal self-attention with q_len = {q_len} > kv_len = {kv_len}: the queries must be the last q_len positions of the KV cache; raise kv_len"
-                    ));
-                }
-                causal_offset = Some(kv_len - q_len);
-            }
-            vec![q_len, hd]
-        }
-        Op::Ffn {
-            rows,
-            d_model,
-            d_ff,
-            ..
-        } => {
-            inputs.push(Tensor::f32(
-                "x",
-                &[rows, d_model],
-                rng.fill(rows * d_model, -1.0, 1.0),
-            ));
-            let a1 = 1.0 / (d_model as f32).sqrt();
-            inputs.push(Tensor::f32(
-                "w1",
-                &[d_ff, d_model],
-                lin(&mut rng, d_ff, d_model),
-            ));
-            inputs.push(Tensor::f32("b1", &[d_ff], rng.fill(d_ff, -a1, a1)));
-            let a2 = 1.0 / (d_ff as f32).sqrt();
-            inputs.push(Tensor::f32(
-                "w2",
-                &[d_model, d_ff],
-                lin(&mut rng, d_model, d_ff),
-            ));
-            inputs.push(Tensor::f32("b2", &[d_model], rng.fill(d_model, -a2, a2)));
-            inputs.push(Tensor::f32(
-                "r",
-                &[rows, d_model],
-                rng.fill(rows * d_model, -1.0, 1.0),
-            ));
-            vec![rows, d_model]
-        }
-        Op::LayerNorm { rows, dim, .. } => {
-            inputs.push(Tensor::f32(
-                "x",
-                &[rows, dim],
-                rng.fill(rows * dim, -1.0, 3.0),
-            ));
-            inputs.push(Tensor::f32("gamma", &[dim], rng.fill(dim, 0.8, 1.2)));
-            inputs.push(Tensor::f32("beta", &[dim], rng.fill(dim, -0.2, 0.2)));
-            vec![rows, dim]
-        }
-        Op::LmHead {
-            rows,
-            d_model,
-            vocab,
-            top_k,
-            ..
-        } => {
-            inputs.push(Tensor::f32(
-                "x",
-                &[rows, d_model],
-                rng.fill(rows * d_model, -1.0, 1.0),
-            ));
-            inputs.push(Tensor::f32(
-                "e",
-                &[vocab, d_model],
-                lin(&mut rng, vocab, d_model),
-            ));
-            match top_k {
-                Some(kk) => {
-                    if kk == 0 || kk > vocab {
-                        return Err(format!("top_k = {kk} must be in 1..={vocab}"));
-                    }
-                    let ids = rng.distinct(vocab, kk);
-                    inputs.push(Tensor {
-                        name: "ids",
-                        shape: vec![kk],
-                        data: Data::I32(ids.iter().map(|&i| i as i32).collect()),
-                    });
-                    vec![rows, kk]
-                }
-                None => vec![rows, vocab],
-            }
-        }
-    };
-    Ok(Case {
-        inputs,
-        output_shape,
-        causal_offset,
-    })
+    family::of(spec).case(&spec.op, &mut rng)
+}
+
+/// An `out_f x in_f` weight at PyTorch's `nn.Linear` init scale, U(-1/√in_f, 1/√in_f).
+pub(crate) fn linear_init(rng: &mut Rng, out_f: usize, in_f: usize) -> Vec<f32> {
+    let a = 1.0 / (in_f as f32).sqrt();
+    rng.fill(out_f * in_f, -a, a)
 }
 
 #[cfg(test)]

@@ -9,8 +9,10 @@
 pub mod aie;
 pub mod compare;
 pub mod cpu;
+mod family;
 pub mod inputs;
 pub mod jit;
+mod mlir;
 pub mod reference;
 
 use std::collections::HashMap;

@@ -17,6 +17,7 @@ struct Stat {
     total: Duration,
     flops: f64,
     npu_estimate_us: f64,
+    without_estimate: u64,
 }
 
 impl Profiler {
@@ -41,6 +42,7 @@ impl Profiler {
         stat.total += elapsed;
         stat.flops += flops;
         stat.npu_estimate_us += npu_estimate_us;
+        stat.without_estimate += u64::from(npu_estimate_us == 0.0);
     }
 
     pub(crate) fn report(&self) -> ProfileReport {
@@ -56,6 +58,7 @@ impl Profiler {
                         total: s.total,
                         flops: s.flops,
                         npu_estimate_us: s.npu_estimate_us,
+                        calls_without_estimate: s.without_estimate,
                     })
                 })
                 .collect(),
@@ -81,6 +84,9 @@ pub struct ProfileEntry {
     /// The emulator backend's estimate of the NPU time of these calls, µs (an event-level
     /// model of the design, not a measurement); 0 on the other backends.
     pub npu_estimate_us: f64,
+    /// Calls no kernel with an NPU estimate served (on the CPU backend: no entry, or a
+    /// manifest without emulated estimates).
+    pub calls_without_estimate: u64,
 }
 
 impl ProfileEntry {
@@ -122,6 +128,7 @@ impl ProfileReport {
                     last.total += e.total;
                     last.flops += e.flops;
                     last.npu_estimate_us += e.npu_estimate_us;
+                    last.calls_without_estimate += e.calls_without_estimate;
                 }
                 _ => out.push(ProfileEntry {
                     family: e.family,
