@@ -54,11 +54,13 @@ pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> an
         );
         // Calls no kernel entry serves (they would run on the CPU): say which, so that the
         // estimate's gaps are in plain view.
-        for e in report.entries.iter().filter(|e| e.npu_estimate_us == 0.0) {
-            println!(
-                "    no kernel for {} {} ({} calls)",
-                e.family, e.op, e.calls
-            );
+        for e in report.families() {
+            if e.calls_without_estimate > 0 {
+                println!(
+                    "    {}: {} of {} calls have no kernel (they would run on the CPU)",
+                    e.family, e.calls_without_estimate, e.calls
+                );
+            }
         }
     }
     println!(
