@@ -30,7 +30,7 @@ enum Command {
     VerifyKernels(verify_kernels::Args),
     /// Download a Whisper model into the model cache.
     FetchModel(fetch_model::Args),
-    /// Transcribe an audio file.
+    /// Transcribe audio files (`xdna-whisper transcribe`, plus --sample).
     RunModel(run_model::Args),
     /// Transcribe every clip of a manifest and report word error rate.
     Eval(eval::Args),
@@ -39,10 +39,6 @@ enum Command {
     /// Run the whole test suite (installs LLVM/MLIR 22 and fetches the test models first).
     Test(test::Args),
 }
-
-/// Default log filter (override with RUST_LOG).
-const LOG_DEFAULT: &str =
-    "off,xtask=warn,whisper_model=warn,npu_runtime=warn,kernel_build=warn,kernel_spec=warn";
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> std::path::PathBuf {
@@ -53,14 +49,8 @@ pub fn workspace_root() -> std::path::PathBuf {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // Our crates' warnings only: third-party decoders log recoverable oddities.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_DEFAULT)),
-        )
-        .init();
+    // The same logging as the xdna-whisper command (RUST_LOG overrides it).
+    xdna_whisper::logging::init();
     match Cli::parse().command {
         Command::BuildKernels(args) => build_kernels::run(args),
         Command::VerifyKernels(args) => verify_kernels::run(args),
