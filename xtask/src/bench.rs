@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
+use crate::{python, workspace_root};
 use anyhow::{bail, Context};
 use whisper_eval::{read_manifest, word_errors, EnglishTextNormalizer, WordErrors};
 use whisper_model::audio;
 use xdna_whisper::model_args::NumericsArg;
 use xdna_whisper::ModelArgs;
-use crate::{python, workspace_root};
 
 const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
 

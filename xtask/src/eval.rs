@@ -33,24 +33,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.lang != "all" && whisper.is_multilingual() && options.language.is_none() {
         options.language = Some(args.lang.clone());
     }
-    let report = evaluate(
-        &whisper,
-        &options,
-        &clips,
-        &normalizer,
-        |r| {
-            eprintln!(
-                "{:6.1}% {:>3}/{:<3} {:6.2}s  {}\n         ref: {}\n         hyp: {}",
-                100.0 * r.errors as f64 / r.reference_words.max(1) as f64,
-                r.errors,
-                r.reference_words,
-                r.wall_seconds,
-                r.file,
-                r.reference,
-                r.hypothesis
-            )
-        },
-    )?;
+    let report = evaluate(&whisper, &options, &clips, &normalizer, |r| {
+        eprintln!(
+            "{:6.1}% {:>3}/{:<3} {:6.2}s  {}\n         ref: {}\n         hyp: {}",
+            100.0 * r.errors as f64 / r.reference_words.max(1) as f64,
+            r.errors,
+            r.reference_words,
+            r.wall_seconds,
+            r.file,
+            r.reference,
+            r.hypothesis
+        )
+    })?;
     println!(
         "{} clips, {:.1} s of audio: WER {:.2}% ({} errors / {} words), {:.2}x real time",
         report.clips.len(),

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's command line (see README.md).
 
 mod bench;
+mod bench_server;
 mod build_kernels;
 mod eval;
 mod fetch_model;
@@ -36,6 +37,8 @@ enum Command {
     Eval(eval::Args),
     /// Measure our real-time factor against faster-whisper on the same files and threads.
     Bench(bench::Args),
+    /// Load on `xdna-whisper serve`: requests/s, latency, errors, 429s and peak RSS.
+    BenchServer(bench_server::Args),
     /// Run the whole test suite (installs LLVM/MLIR 22 and fetches the test models first).
     Test(test::Args),
 }
@@ -59,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchServer(args) => bench_server::run(args),
     }
 }

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use xdna_whisper::{logging, serve, transcribe};
 
 #[derive(Parser)]
-#[command(name = "xdna-whisper", version, about = "Whisper speech-to-text on AMD Ryzen AI NPUs and CPUs")]
+#[command(
+    name = "xdna-whisper",
+    version,
+    about = "Whisper speech-to-text on AMD Ryzen AI NPUs and CPUs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

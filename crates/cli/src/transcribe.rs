@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use whisper_model::output::render;
-use whisper_model::{load_audio, CancelToken, Format, Transcript, TranscribeOptions, Whisper};
+use whisper_model::{load_audio, CancelToken, Format, TranscribeOptions, Transcript, Whisper};
 
 use crate::ModelArgs;
 
@@ -142,7 +142,12 @@ fn transcribe_file(
     ))
 }
 
-fn write_transcript(args: &TranscribeArgs, index: usize, path: &Path, text: &str) -> anyhow::Result<()> {
+fn write_transcript(
+    args: &TranscribeArgs,
+    index: usize,
+    path: &Path,
+    text: &str,
+) -> anyhow::Result<()> {
     if let Some(file) = &args.output {
         return std::fs::write(file, text).with_context(|| format!("writing {}", file.display()));
     }

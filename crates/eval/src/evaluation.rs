@@ -65,12 +65,13 @@ pub fn evaluate(
     for clip in clips {
         let samples = audio::load_audio(&clip.path)?;
         let start = Instant::now();
-        let transcript = whisper
-            .transcribe(&samples, opts)
-            .map_err(|source| EvalError::Transcribe {
-                clip: clip.file.clone(),
-                source: Box::new(source),
-            })?;
+        let transcript =
+            whisper
+                .transcribe(&samples, opts)
+                .map_err(|source| EvalError::Transcribe {
+                    clip: clip.file.clone(),
+                    source: Box::new(source),
+                })?;
         let wall_seconds = start.elapsed().as_secs_f64();
         let reference = normalizer.normalize(&clip.reference);
         let hypothesis = normalizer.normalize(&transcript.text);

@@ -10,7 +10,9 @@ use std::sync::OnceLock;
 
 use whisper_eval::{evaluate, read_manifest, EnglishTextNormalizer};
 use whisper_fetch as fetch;
-use whisper_model::{load_audio, BackendKind, LoadOptions, Numerics, Transcript, TranscribeOptions, Whisper};
+use whisper_model::{
+    load_audio, BackendKind, LoadOptions, Numerics, TranscribeOptions, Transcript, Whisper,
+};
 
 fn speech_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/speech");
@@ -124,4 +126,3 @@ fn english_clips_word_error_rate() {
         );
     }
 }
-

@@ -12,8 +12,8 @@ use npu_runtime::{math, Runtime};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::cancel::CancelToken;
-pub use crate::options::{Task, TranscribeOptions};
 use crate::model::{ModelError, Network};
+pub use crate::options::{Task, TranscribeOptions};
 use crate::tokenizer::WhisperTokenizer;
 
 /// The result of decoding one window.

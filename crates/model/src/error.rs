@@ -21,7 +21,9 @@ pub enum Error {
     UnknownLanguage(String),
     #[error("this model is English-only; use a multilingual model (e.g. base) for language {0:?}")]
     EnglishOnly(String),
-    #[error("this model is English-only and cannot translate; use a multilingual model (e.g. base)")]
+    #[error(
+        "this model is English-only and cannot translate; use a multilingual model (e.g. base)"
+    )]
     TranslateEnglishOnly,
     /// Fewer samples than one mel frame (10 ms at 16 kHz).
     #[error("the audio is {samples} samples long, shorter than one mel frame (10 ms); nothing to transcribe")]

@@ -10,11 +10,23 @@ use crate::error::Error;
 
 /// `kernel-specs/*.toml` as they were when this library was compiled.
 const BUILT_IN: [(&str, &str); 5] = [
-    ("attention.toml", include_str!("../../../kernel-specs/attention.toml")),
+    (
+        "attention.toml",
+        include_str!("../../../kernel-specs/attention.toml"),
+    ),
     ("ffn.toml", include_str!("../../../kernel-specs/ffn.toml")),
-    ("layernorm.toml", include_str!("../../../kernel-specs/layernorm.toml")),
-    ("lm_head.toml", include_str!("../../../kernel-specs/lm_head.toml")),
-    ("matmul.toml", include_str!("../../../kernel-specs/matmul.toml")),
+    (
+        "layernorm.toml",
+        include_str!("../../../kernel-specs/layernorm.toml"),
+    ),
+    (
+        "lm_head.toml",
+        include_str!("../../../kernel-specs/lm_head.toml"),
+    ),
+    (
+        "matmul.toml",
+        include_str!("../../../kernel-specs/matmul.toml"),
+    ),
 ];
 
 /// The built-in kernel specs as kernel entries (none compiled).

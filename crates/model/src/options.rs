@@ -144,15 +144,22 @@ impl TranscribeOptions {
     /// Checks the values that do not depend on the model (the language is checked against the
     /// model by [`crate::Whisper::check_options`]).
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |option: &'static str, message: String| Err(Error::InvalidOption { option, message });
+        let bad =
+            |option: &'static str, message: String| Err(Error::InvalidOption { option, message });
         if self.beam_size == 0 {
-            return bad("beam_size", "must be at least 1 (1 = greedy decoding)".into());
+            return bad(
+                "beam_size",
+                "must be at least 1 (1 = greedy decoding)".into(),
+            );
         }
         if self.best_of == 0 {
             return bad("best_of", "must be at least 1".into());
         }
         if !(self.patience.is_finite() && self.patience > 0.0) {
-            return bad("patience", format!("{} is not a positive number", self.patience));
+            return bad(
+                "patience",
+                format!("{} is not a positive number", self.patience),
+            );
         }
         if self.temperatures.is_empty() {
             return bad(
@@ -160,14 +167,24 @@ impl TranscribeOptions {
                 "give at least one temperature (0 = greedy or beam search)".into(),
             );
         }
-        if let Some(t) = self.temperatures.iter().find(|t| !(t.is_finite() && **t >= 0.0)) {
+        if let Some(t) = self
+            .temperatures
+            .iter()
+            .find(|t| !(t.is_finite() && **t >= 0.0))
+        {
             return bad("temperatures", format!("{t} is not a number >= 0"));
         }
-        if let Some(a) = self.length_penalty.filter(|a| !(a.is_finite() && *a >= 0.0)) {
+        if let Some(a) = self
+            .length_penalty
+            .filter(|a| !(a.is_finite() && *a >= 0.0))
+        {
             return bad("length_penalty", format!("{a} is not a number >= 0"));
         }
         for (option, value) in [
-            ("compression_ratio_threshold", self.compression_ratio_threshold),
+            (
+                "compression_ratio_threshold",
+                self.compression_ratio_threshold,
+            ),
             ("logprob_threshold", self.logprob_threshold),
             ("no_speech_threshold", self.no_speech_threshold),
         ] {
@@ -178,7 +195,10 @@ impl TranscribeOptions {
         if !(self.max_initial_timestamp.is_finite() && self.max_initial_timestamp >= 0.0) {
             return bad(
                 "max_initial_timestamp",
-                format!("{} is not a number of seconds >= 0", self.max_initial_timestamp),
+                format!(
+                    "{} is not a number of seconds >= 0",
+                    self.max_initial_timestamp
+                ),
             );
         }
         if let Some(lang) = &self.language {
@@ -210,16 +230,70 @@ mod tests {
     fn each_invalid_value_is_named() {
         let d = TranscribeOptions::default;
         let cases = [
-            (TranscribeOptions { beam_size: 0, ..d() }, "beam_size"),
+            (
+                TranscribeOptions {
+                    beam_size: 0,
+                    ..d()
+                },
+                "beam_size",
+            ),
             (TranscribeOptions { best_of: 0, ..d() }, "best_of"),
-            (TranscribeOptions { patience: 0.0, ..d() }, "patience"),
-            (TranscribeOptions { patience: f32::NAN, ..d() }, "patience"),
-            (TranscribeOptions { temperatures: vec![], ..d() }, "temperatures"),
-            (TranscribeOptions { temperatures: vec![0.0, -0.2], ..d() }, "temperatures"),
-            (TranscribeOptions { length_penalty: Some(f32::INFINITY), ..d() }, "length_penalty"),
-            (TranscribeOptions { logprob_threshold: Some(f32::NAN), ..d() }, "logprob_threshold"),
-            (TranscribeOptions { max_initial_timestamp: -1.0, ..d() }, "max_initial_timestamp"),
-            (TranscribeOptions { language: Some("klingon".into()), ..d() }, "klingon"),
+            (
+                TranscribeOptions {
+                    patience: 0.0,
+                    ..d()
+                },
+                "patience",
+            ),
+            (
+                TranscribeOptions {
+                    patience: f32::NAN,
+                    ..d()
+                },
+                "patience",
+            ),
+            (
+                TranscribeOptions {
+                    temperatures: vec![],
+                    ..d()
+                },
+                "temperatures",
+            ),
+            (
+                TranscribeOptions {
+                    temperatures: vec![0.0, -0.2],
+                    ..d()
+                },
+                "temperatures",
+            ),
+            (
+                TranscribeOptions {
+                    length_penalty: Some(f32::INFINITY),
+                    ..d()
+                },
+                "length_penalty",
+            ),
+            (
+                TranscribeOptions {
+                    logprob_threshold: Some(f32::NAN),
+                    ..d()
+                },
+                "logprob_threshold",
+            ),
+            (
+                TranscribeOptions {
+                    max_initial_timestamp: -1.0,
+                    ..d()
+                },
+                "max_initial_timestamp",
+            ),
+            (
+                TranscribeOptions {
+                    language: Some("klingon".into()),
+                    ..d()
+                },
+                "klingon",
+            ),
         ];
         for (opts, named) in cases {
             let msg = invalid(opts);
@@ -230,9 +304,12 @@ mod tests {
     #[test]
     fn languages_by_code_or_name_are_valid() {
         for lang in ["en", "de", "English", "german"] {
-            TranscribeOptions { language: Some(lang.into()), ..TranscribeOptions::default() }
-                .validate()
-                .unwrap();
+            TranscribeOptions {
+                language: Some(lang.into()),
+                ..TranscribeOptions::default()
+            }
+            .validate()
+            .unwrap();
         }
     }
 

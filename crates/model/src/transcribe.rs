@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::decoding::{TranscribeOptions, DecodeResult, DecoderContext};
+use crate::decoding::{DecodeResult, DecoderContext, TranscribeOptions};
 use crate::mel::{LogMel, Mel, HOP_LENGTH};
 use crate::model::ModelError;
 
@@ -302,7 +302,14 @@ impl<'a, 'm> Windows<'a, 'm> {
                 let sliced = &tokens[last_slice..cut];
                 let start = time_offset + ts_seconds(sliced[0]);
                 let end = time_offset + ts_seconds(*sliced.last().unwrap());
-                current.push(new_segment(&ctx, previous_seek, start, end, sliced, &result));
+                current.push(new_segment(
+                    &ctx,
+                    previous_seek,
+                    start,
+                    end,
+                    sliced,
+                    &result,
+                ));
                 last_slice = cut;
             }
             if single_timestamp_ending {

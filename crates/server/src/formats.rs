@@ -19,14 +19,19 @@ pub fn usage(duration: f32) -> serde_json::Value {
 struct VerboseSegment<'a> {
     id: usize,
     seek: usize,
-    start: f32,
-    end: f32,
+    start: f64,
+    end: f64,
     text: &'a str,
     tokens: &'a [u32],
-    temperature: f32,
-    avg_logprob: f32,
-    compression_ratio: f32,
-    no_speech_prob: f32,
+    temperature: f64,
+    avg_logprob: f64,
+    compression_ratio: f64,
+    no_speech_prob: f64,
+}
+
+/// The f64 that prints like the f32 (7.54, not 7.539999961853027): `json!` widens f32 exactly.
+fn decimal(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::NAN)
 }
 
 pub fn respond(t: &Transcript, format: ResponseFormat, task: Task) -> Response {
@@ -45,21 +50,21 @@ pub fn respond(t: &Transcript, format: ResponseFormat, task: Task) -> Response {
                 .map(|s| VerboseSegment {
                     id: s.id,
                     seek: s.seek,
-                    start: s.start,
-                    end: s.end,
+                    start: decimal(s.start),
+                    end: decimal(s.end),
                     text: &s.text,
                     tokens: &s.tokens,
-                    temperature: s.temperature,
-                    avg_logprob: s.avg_logprob,
-                    compression_ratio: s.compression_ratio,
-                    no_speech_prob: s.no_speech_prob,
+                    temperature: decimal(s.temperature),
+                    avg_logprob: decimal(s.avg_logprob),
+                    compression_ratio: decimal(s.compression_ratio),
+                    no_speech_prob: decimal(s.no_speech_prob),
                 })
                 .collect();
             axum::Json(json!({
                 "task": task.name(),
                 // OpenAI names the language in English words here ("english").
                 "language": language_name(&t.language).unwrap_or(&t.language),
-                "duration": t.duration,
+                "duration": decimal(t.duration),
                 "text": text,
                 "segments": segments,
                 "usage": usage(t.duration),
@@ -71,4 +76,16 @@ pub fn respond(t: &Transcript, format: ResponseFormat, task: Task) -> Response {
 
 fn plain(content_type: &'static str, body: String) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn decimals_print_as_the_f32_does() {
+        assert_eq!(serde_json::json!(super::decimal(7.54)).to_string(), "7.54");
+        assert_eq!(
+            serde_json::json!(super::decimal(f32::NAN)).to_string(),
+            "null"
+        );
+    }
 }

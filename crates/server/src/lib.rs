@@ -42,6 +42,13 @@ impl Server {
         }
     }
 
+    /// Cancelling this token cancels every transcription running or waiting (they answer 503);
+    /// the server keeps serving. The shutdown of [`Server::serve`] cancels it after the grace
+    /// period.
+    pub fn cancel_token(&self) -> whisper_model::CancelToken {
+        self.state.shutdown.clone()
+    }
+
     /// The routes, for embedding into another axum application.
     pub fn router(&self) -> Router {
         let body_limit = self.state.config.max_upload_bytes + routes::FORM_OVERHEAD;
@@ -100,6 +107,9 @@ impl Server {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error (a bug): the request failed")
-        .into_response()
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (a bug): the request failed",
+    )
+    .into_response()
 }

@@ -54,7 +54,12 @@ pub struct Job {
 /// An alias every OpenAI client sends by default.
 pub const OPENAI_MODEL: &str = "whisper-1";
 
-pub fn parse(form: Form, task: Task, config: &ServerConfig, whisper: &Whisper) -> Result<Job, ApiError> {
+pub fn parse(
+    form: Form,
+    task: Task,
+    config: &ServerConfig,
+    whisper: &Whisper,
+) -> Result<Job, ApiError> {
     let format = match &form.response_format {
         Some(f) => ResponseFormat::parse(f)?,
         None => ResponseFormat::Json,
@@ -72,11 +77,20 @@ pub fn parse(form: Form, task: Task, config: &ServerConfig, whisper: &Whisper) -
             .code("model_not_found"));
         }
     }
-    let stream = match form.stream.as_deref().map(|s| s.trim().to_ascii_lowercase()) {
+    let stream = match form
+        .stream
+        .as_deref()
+        .map(|s| s.trim().to_ascii_lowercase())
+    {
         None => false,
         Some(s) if s == "true" || s == "1" => true,
         Some(s) if s == "false" || s == "0" || s.is_empty() => false,
-        Some(s) => return Err(ApiError::invalid("stream", format!("stream must be true or false, not {s:?}"))),
+        Some(s) => {
+            return Err(ApiError::invalid(
+                "stream",
+                format!("stream must be true or false, not {s:?}"),
+            ))
+        }
     };
     if stream && !matches!(format, ResponseFormat::Json | ResponseFormat::Text) {
         return Err(ApiError::invalid(
@@ -122,11 +136,18 @@ pub fn parse(form: Form, task: Task, config: &ServerConfig, whisper: &Whisper) -
     }
     let options = whisper.check_options(&options).map_err(ApiError::from)?;
 
-    let upload = form
-        .file
-        .ok_or_else(|| ApiError::invalid("file", "the request has no `file` field; send the audio as a multipart file named `file`"))?;
+    let upload = form.file.ok_or_else(|| {
+        ApiError::invalid(
+            "file",
+            "the request has no `file` field; send the audio as a multipart file named `file`",
+        )
+    })?;
     if upload.bytes.is_empty() {
-        return Err(ApiError::invalid("file", format!("the uploaded file {:?} is empty (0 bytes)", upload.filename)).code("invalid_audio"));
+        return Err(ApiError::invalid(
+            "file",
+            format!("the uploaded file {:?} is empty (0 bytes)", upload.filename),
+        )
+        .code("invalid_audio"));
     }
     Ok(Job {
         upload,
@@ -144,7 +165,12 @@ fn temperatures(value: &str, default: &[f32]) -> Result<Vec<f32>, ApiError> {
         .parse()
         .ok()
         .filter(|t: &f32| (0.0..=1.0).contains(t))
-        .ok_or_else(|| ApiError::invalid("temperature", format!("temperature must be a number from 0 to 1, not {value:?}")))?;
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "temperature",
+                format!("temperature must be a number from 0 to 1, not {value:?}"),
+            )
+        })?;
     if t == 0.0 {
         return Ok(default.to_vec());
     }
@@ -177,8 +203,15 @@ mod tests {
 
     #[test]
     fn response_formats() {
-        assert_eq!(ResponseFormat::parse("verbose_json").unwrap(), ResponseFormat::VerboseJson);
+        assert_eq!(
+            ResponseFormat::parse("verbose_json").unwrap(),
+            ResponseFormat::VerboseJson
+        );
         let e = ResponseFormat::parse("xml").unwrap_err();
-        assert!(e.message.contains("xml") && e.message.contains("verbose_json"), "{}", e.message);
+        assert!(
+            e.message.contains("xml") && e.message.contains("verbose_json"),
+            "{}",
+            e.message
+        );
     }
 }

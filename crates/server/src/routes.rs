@@ -35,7 +35,9 @@ pub async fn translations(State(state): State<Arc<AppState>>, req: Request) -> R
 pub fn timed_out(seconds: u64) -> ApiError {
     ApiError::new(
         StatusCode::GATEWAY_TIMEOUT,
-        format!("the request took longer than this server's limit of {seconds} s; it was cancelled"),
+        format!(
+            "the request took longer than this server's limit of {seconds} s; it was cancelled"
+        ),
     )
     .code("timeout")
 }
@@ -87,16 +89,24 @@ async fn handle(state: Arc<AppState>, req: Request, task: Task) -> Result<Respon
     let cancel = state.shutdown.child();
     let guard = CancelOnDrop(cancel.clone());
     let max_seconds = state.config.max_audio_seconds;
-    let samples = timeout_at(
+    // The admission permit stays with the decoder until it is done, even if the client leaves,
+    // so that abandoned uploads cannot pile up decoding threads.
+    let (decoded, admission) = timeout_at(
         deadline,
         tokio::task::spawn_blocking(move || {
-            decode_audio_limited(upload.bytes, &upload.filename, Some(max_seconds))
+            let decoded = decode_audio_limited(upload.bytes, &upload.filename, Some(max_seconds));
+            (decoded, admission)
         }),
     )
     .await
     .map_err(|_| timed_out(timeout_s))?
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("audio decoder failed: {e}")))?
-    .map_err(|e| ApiError::from(whisper_model::Error::Audio(e)))?;
+    .map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("audio decoder failed: {e}"),
+        )
+    })?;
+    let samples = decoded.map_err(|e| ApiError::from(whisper_model::Error::Audio(e)))?;
 
     let permits = timeout_at(deadline, state.worker(admission))
         .await
@@ -118,7 +128,10 @@ async fn handle(state: Arc<AppState>, req: Request, task: Task) -> Result<Respon
     let transcript = match timeout_at(deadline, job).await {
         Err(_) => return Err(timed_out(timeout_s)), // the guard cancels the transcription
         Ok(joined) => joined.map_err(|e| {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("transcription failed: {e}"))
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("transcription failed: {e}"),
+            )
         })??,
     };
     tracing::info!(
@@ -147,15 +160,25 @@ pub async fn model(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     if id == state.config.model_id || id == OPENAI_MODEL {
         Json(model_object(&id)).into_response()
     } else {
-        ApiError::new(StatusCode::NOT_FOUND, format!("no model {id:?} here; this server serves {:?}", state.config.model_id))
-            .param("model")
-            .code("model_not_found")
-            .into_response()
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no model {id:?} here; this server serves {:?}",
+                state.config.model_id
+            ),
+        )
+        .param("model")
+        .code("model_not_found")
+        .into_response()
     }
 }
 
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let status = if state.is_draining() { "shutting_down" } else { "ok" };
+    let status = if state.is_draining() {
+        "shutting_down"
+    } else {
+        "ok"
+    };
     let body = Json(json!({
         "status": status,
         "model": state.config.model_id,
@@ -166,7 +189,11 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
         "running": state.running_count(),
         "in_flight": state.in_flight(),
     }));
-    let code = if state.is_draining() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let code = if state.is_draining() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     (code, body).into_response()
 }
 
