@@ -6,14 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{bail, Context};
-use whisper_model::eval::word_errors;
-use whisper_model::eval::{read_manifest, EnglishTextNormalizer};
-use whisper_model::transcribe::{NoProgress, StageTimes};
-use whisper_model::{audio, fetch};
-
-use crate::run_model::{LoadedModel, ModelArgs};
 use crate::{python, workspace_root};
+use anyhow::{bail, Context};
+use whisper_eval::{read_manifest, word_errors, EnglishTextNormalizer, WordErrors};
+use whisper_model::audio;
+use xdna_whisper::model_args::NumericsArg;
+use xdna_whisper::ModelArgs;
 
 const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
 
@@ -53,12 +51,8 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     if args.model.threads == 0 {
         args.model.threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     }
-    let cache = args
-        .model
-        .cache_dir
-        .clone()
-        .unwrap_or_else(fetch::default_cache_dir);
-    let model_dir = fetch::model_dir(&args.model.model, &cache, true)?;
+    let cache = args.model.cache();
+    let model_dir = args.model.model_dir()?;
     let samples: Vec<Vec<f32>> = args
         .files
         .iter()
@@ -91,7 +85,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
 
     // Word error rate where the manifest beside the default files has an English reference.
     let references = read_manifest(&speech.join("manifest.tsv")).unwrap_or_default();
-    let normalizer = fetch::fetch_openai_whisper_sdist(&cache)
+    let normalizer = whisper_fetch::fetch_openai_whisper_sdist(&cache)
         .ok()
         .and_then(|sdist| EnglishTextNormalizer::from_sdist(&sdist).ok());
 
@@ -102,7 +96,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     let ours_rtf = total_audio / runs[0].seconds.iter().sum::<f64>();
     for run in &runs {
         let wall: f64 = run.seconds.iter().sum();
-        let mut errors = whisper_model::eval::WordErrors::default();
+        let mut errors = WordErrors::default();
         if let Some(norm) = &normalizer {
             for (file, text) in args.files.iter().zip(&run.texts) {
                 let clip = references.iter().find(|c| same_file(&c.path, file));
@@ -145,12 +139,12 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// This project: model loaded once, then each file decoded from disk and transcribed.
 fn ours(args: &Args) -> anyhow::Result<Run> {
-    let loaded = LoadedModel::load(&args.model, false)?;
+    let (whisper, options) = args.model.load(false)?;
     let (mut seconds, mut texts) = (Vec::new(), Vec::new());
     for file in &args.files {
         let start = Instant::now();
         let samples = audio::load_audio(file)?;
-        let t = loaded.transcribe(&samples, &mut NoProgress, &mut StageTimes::default())?;
+        let t = whisper.transcribe(&samples, &options)?;
         seconds.push(start.elapsed().as_secs_f64());
         eprintln!(
             "ours {:>6.2}s {}: {}",
@@ -169,8 +163,8 @@ fn ours(args: &Args) -> anyhow::Result<Run> {
 
 fn backend_label(args: &Args) -> String {
     let numerics = match args.model.numerics {
-        crate::run_model::NumericsArg::F32 => "f32",
-        crate::run_model::NumericsArg::Npu => "npu numerics",
+        NumericsArg::F32 => "f32",
+        NumericsArg::Npu => "npu numerics",
     };
     format!("cpu, {numerics}")
 }

@@ -4,11 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use whisper_model::eval::{read_manifest, Clip, EnglishTextNormalizer};
-use whisper_model::evaluation::evaluate;
-use whisper_model::fetch;
-
-use crate::run_model::{LoadedModel, ModelArgs};
+use whisper_eval::{evaluate, read_manifest, Clip, EnglishTextNormalizer};
+use xdna_whisper::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -25,42 +22,29 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let cache = args
-        .model
-        .cache_dir
-        .clone()
-        .unwrap_or_else(fetch::default_cache_dir);
+    let cache = args.model.cache();
     let clips: Vec<Clip> = read_manifest(&args.manifest)?
         .into_iter()
         .filter(|c| args.lang == "all" || c.language.as_deref().is_none_or(|l| l == args.lang))
         .collect();
-    let sdist = fetch::fetch_openai_whisper_sdist(&cache)?;
+    let sdist = whisper_fetch::fetch_openai_whisper_sdist(&cache)?;
     let normalizer = EnglishTextNormalizer::from_sdist(&sdist)?;
-    let mut loaded = LoadedModel::load(&args.model, false)?;
-    if args.lang != "all"
-        && loaded.pipeline.tokenizer.is_multilingual()
-        && loaded.options.language.is_none()
-    {
-        loaded.options.language = Some(args.lang.clone());
+    let (whisper, mut options) = args.model.load(false)?;
+    if args.lang != "all" && whisper.is_multilingual() && options.language.is_none() {
+        options.language = Some(args.lang.clone());
     }
-    let report = evaluate(
-        &loaded.pipeline,
-        &loaded.options,
-        &clips,
-        &normalizer,
-        |r| {
-            eprintln!(
-                "{:6.1}% {:>3}/{:<3} {:6.2}s  {}\n         ref: {}\n         hyp: {}",
-                100.0 * r.errors as f64 / r.reference_words.max(1) as f64,
-                r.errors,
-                r.reference_words,
-                r.wall_seconds,
-                r.file,
-                r.reference,
-                r.hypothesis
-            )
-        },
-    )?;
+    let report = evaluate(&whisper, &options, &clips, &normalizer, |r| {
+        eprintln!(
+            "{:6.1}% {:>3}/{:<3} {:6.2}s  {}\n         ref: {}\n         hyp: {}",
+            100.0 * r.errors as f64 / r.reference_words.max(1) as f64,
+            r.errors,
+            r.reference_words,
+            r.wall_seconds,
+            r.file,
+            r.reference,
+            r.hypothesis
+        )
+    })?;
     println!(
         "{} clips, {:.1} s of audio: WER {:.2}% ({} errors / {} words), {:.2}x real time",
         report.clips.len(),

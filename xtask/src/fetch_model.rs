@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use whisper_model::fetch;
+use whisper_fetch as fetch;
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's command line (see README.md).
 
 mod bench;
+mod bench_server;
 mod build_kernels;
 mod eval;
 mod fetch_model;
@@ -31,19 +32,17 @@ enum Command {
     VerifyKernels(verify_kernels::Args),
     /// Download a Whisper model into the model cache.
     FetchModel(fetch_model::Args),
-    /// Transcribe an audio file.
+    /// Transcribe audio files (`xdna-whisper transcribe`, plus --sample).
     RunModel(run_model::Args),
     /// Transcribe every clip of a manifest and report word error rate.
     Eval(eval::Args),
     /// Measure our real-time factor against faster-whisper on the same files and threads.
     Bench(bench::Args),
+    /// Load on `xdna-whisper serve`: requests/s, latency, errors, 429s and peak RSS.
+    BenchServer(bench_server::Args),
     /// Run the whole test suite (installs LLVM/MLIR 22 and fetches the test models first).
     Test(test::Args),
 }
-
-/// Default log filter (override with RUST_LOG).
-const LOG_DEFAULT: &str =
-    "off,xtask=warn,whisper_model=warn,npu_runtime=warn,kernel_build=warn,kernel_spec=warn";
 
 /// The workspace root (xtask lives one level below it).
 pub fn workspace_root() -> std::path::PathBuf {
@@ -54,14 +53,8 @@ pub fn workspace_root() -> std::path::PathBuf {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // Our crates' warnings only: third-party decoders log recoverable oddities.
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LOG_DEFAULT)),
-        )
-        .init();
+    // The same logging as the xdna-whisper command (RUST_LOG overrides it).
+    xdna_whisper::logging::init();
     match Cli::parse().command {
         Command::BuildKernels(args) => build_kernels::run(args),
         Command::VerifyKernels(args) => verify_kernels::run(args),
@@ -70,5 +63,6 @@ fn main() -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchServer(args) => bench_server::run(args),
     }
 }

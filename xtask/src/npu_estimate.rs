@@ -7,10 +7,7 @@
 //! factor of the kernels alone. It is an estimate from a model, not a measurement: the host's
 //! share (log-mel, search, packing) and the driver's per-call overhead are not in it.
 
-use npu_runtime::Device;
-use whisper_model::transcribe::{NoProgress, StageTimes};
-
-use crate::run_model::{BackendArg, DeviceArg, LoadedModel, ModelArgs, NumericsArg};
+use xdna_whisper::model_args::{BackendArg, DeviceArg, ModelArgs, NumericsArg};
 
 /// Prints, per device, the estimated NPU time of the kernels of transcribing `samples`.
 pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> anyhow::Result<()> {
@@ -19,38 +16,32 @@ pub fn report(model: &ModelArgs, samples: &[Vec<f32>], audio_seconds: f64) -> an
         "{:<6} {:>10} {:>12} {:>14} {:>12}",
         "device", "calls", "NPU est. s", "x realtime*", "calls w/o est."
     );
-    for (device, arg) in [
-        (Device::Npu1, DeviceArg::Npu1),
-        (Device::Npu2, DeviceArg::Npu2),
-    ] {
+    for (device, arg) in [("npu1", DeviceArg::Npu1), ("npu2", DeviceArg::Npu2)] {
         let mut args = model.clone();
         args.backend = BackendArg::Cpu;
         args.numerics = NumericsArg::Npu;
         args.device = Some(arg);
-        let loaded = LoadedModel::load_with_manifest(&args, true, Some(manifest.clone()))?;
+        args.kernels = Some(manifest.clone());
+        let (whisper, options) = args.load(true)?;
         for s in samples {
-            loaded.transcribe(s, &mut NoProgress, &mut StageTimes::default())?;
+            whisper.transcribe(s, &options)?;
         }
-        let report = loaded.pipeline.rt.profile_report();
+        let report = whisper.profile_report();
         let calls: u64 = report.entries.iter().map(|e| e.calls).sum();
         let uncovered: u64 = report
             .entries
             .iter()
             .map(|e| e.calls_without_estimate)
             .sum();
-        let seconds: f64 = report
+        let seconds = report
             .entries
             .iter()
             .map(|e| e.npu_estimate_us)
             .sum::<f64>()
             / 1e6;
         println!(
-            "{:<6} {:>10} {:>12.3} {:>14.1} {:>12}",
-            device.to_string(),
-            calls,
-            seconds,
-            audio_seconds / seconds,
-            uncovered
+            "{device:<6} {calls:>10} {seconds:>12.3} {:>14.1} {uncovered:>12}",
+            audio_seconds / seconds
         );
         // Calls no kernel entry serves (they would run on the CPU): say which, so that the
         // estimate's gaps are in plain view.

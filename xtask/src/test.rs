@@ -34,9 +34,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
 
     // Models used by the model tests: fetched once into the shared cache, verified by sha256.
-    let cache = whisper_model::fetch::default_cache_dir();
+    let cache = whisper_fetch::default_cache_dir();
     for name in ["tiny.en", "base"] {
-        whisper_model::fetch::model_dir(name, &cache, true)
+        whisper_fetch::model_dir(name, &cache, true)
             .with_context(|| format!("fetching model {name} for the tests"))?;
     }
     // Optional: without it the numpy reference check skips (and is listed below as skipped).

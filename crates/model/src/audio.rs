@@ -88,6 +88,12 @@ pub enum AudioError {
     )]
     NoSamples { path: PathBuf },
 
+    #[error(
+        "{} holds more than {max_seconds} s of audio, the most this caller accepts; split it",
+        path.display()
+    )]
+    TooLong { path: PathBuf, max_seconds: f64 },
+
     #[error("{}: resampling from {from_hz} Hz to 16 kHz failed: {detail}", path.display())]
     Resample {
         path: PathBuf,
@@ -134,16 +140,31 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
 
 /// Decodes an in-memory audio file (any supported format). `name` labels error messages.
 pub fn decode_audio_bytes(bytes: &[u8], name: &str) -> Result<Vec<f32>, AudioError> {
+    // Copy so the source is 'static + Send + Sync as symphonia wants; audio files are small
+    // compared with their decoded samples.
+    decode_audio_limited(bytes.to_vec(), name, None)
+}
+
+/// Decodes an in-memory audio file, stopping with [`AudioError::TooLong`] as soon as it holds
+/// more than `max_seconds` of audio (a small compressed upload can decode to hours of samples;
+/// this bounds the memory a server spends on one). `name` labels error messages, and its
+/// extension, if any, hints at the format.
+pub fn decode_audio_limited(
+    bytes: Vec<u8>,
+    name: &str,
+    max_seconds: Option<f64>,
+) -> Result<Vec<f32>, AudioError> {
     let path = Path::new(name);
     if bytes.is_empty() {
         return Err(AudioError::EmptyFile {
             path: path.to_path_buf(),
         });
     }
-    // Copy so the source is 'static + Send + Sync as symphonia wants; audio files are small
-    // compared with their decoded samples.
-    let cursor = io::Cursor::new(bytes.to_vec());
-    decode_source(Box::new(cursor), Hint::new(), path)
+    let mut hint = Hint::new();
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
+    decode_source_limited(Box::new(io::Cursor::new(bytes)), hint, path, max_seconds)
 }
 
 /// Decodes audio from a non-seekable reader (a pipe, stdin). `name` labels error messages.
@@ -197,6 +218,15 @@ fn decode_source(
     hint: Hint,
     path: &Path,
 ) -> Result<Vec<f32>, AudioError> {
+    decode_source_limited(source, hint, path, None)
+}
+
+fn decode_source_limited(
+    source: Box<dyn MediaSource>,
+    hint: Hint,
+    path: &Path,
+    max_seconds: Option<f64>,
+) -> Result<Vec<f32>, AudioError> {
     let mss = MediaSourceStream::new(source, Default::default());
     let mut format = symphonia::default::get_probe()
         .probe(
@@ -208,7 +238,7 @@ fn decode_source(
         .map_err(|e| probe_error(e, path))?;
     let format_name = format.format_info().short_name.to_string();
 
-    let (mono, rate) = decode_all(format.as_mut(), &format_name, path)?;
+    let (mono, rate) = decode_all(format.as_mut(), &format_name, path, max_seconds)?;
     finish(mono, rate, path)
 }
 
@@ -381,8 +411,21 @@ fn decode_all(
     format: &mut dyn FormatReader,
     format_name: &str,
     path: &Path,
+    max_seconds: Option<f64>,
 ) -> Result<(Vec<f32>, u32), AudioError> {
     let mut track = open_track(format, format_name, path)?;
+    let too_long = || AudioError::TooLong {
+        path: path.to_path_buf(),
+        max_seconds: max_seconds.unwrap_or(0.0),
+    };
+    if let (Some(max), Some(frames), Some(rate)) =
+        (max_seconds, track.declared_frames, track.declared_rate)
+    {
+        // The header already says so: do not decode at all.
+        if frames as f64 / rate.max(1) as f64 > max {
+            return Err(too_long());
+        }
+    }
     let mut out = Decoded {
         mono: Vec::new(),
         rate: None,
@@ -475,6 +518,9 @@ fn decode_all(
                 })
             }
             Err(e) => return Err(corrupt(&out, e.to_string())),
+        }
+        if max_seconds.is_some_and(|max| out.seconds() > max) {
+            return Err(too_long());
         }
         if out.lost_seconds > MAX_LOST_SECONDS {
             let detail = format!(

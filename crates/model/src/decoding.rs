@@ -11,69 +11,10 @@ use std::io::Write;
 use npu_runtime::{math, Runtime};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use crate::model::{ModelError, Whisper};
+use crate::cancel::CancelToken;
+use crate::model::{ModelError, Network};
+pub use crate::options::{Task, TranscribeOptions};
 use crate::tokenizer::WhisperTokenizer;
-
-/// What the decoder is asked to produce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Task {
-    Transcribe,
-    Translate,
-}
-
-/// Options of one transcription, with Whisper's defaults.
-#[derive(Clone, Debug)]
-pub struct DecodeOptions {
-    pub task: Task,
-    /// Language code (`"en"`); `None` detects it on multilingual models.
-    pub language: Option<String>,
-    /// 1 = greedy; more = beam search at temperature 0.
-    pub beam_size: usize,
-    /// Candidates sampled at temperatures above 0.
-    pub best_of: usize,
-    /// Beam search keeps going until `beam_size × patience` candidates finished.
-    pub patience: f32,
-    /// `None`: rank candidates by mean log-probability per token; `Some(a)`: Google NMT penalty.
-    pub length_penalty: Option<f32>,
-    /// Temperatures tried in order until a result passes the thresholds below.
-    pub temperatures: Vec<f32>,
-    pub compression_ratio_threshold: Option<f32>,
-    pub logprob_threshold: Option<f32>,
-    pub no_speech_threshold: Option<f32>,
-    pub condition_on_previous_text: bool,
-    /// Decode a window again without its prompt when its text copies the prompt (see
-    /// [`crate::transcribe::copies_prompt`]).
-    pub redecode_prompt_copies: bool,
-    pub without_timestamps: bool,
-    /// Latest allowed first timestamp, in seconds.
-    pub max_initial_timestamp: f32,
-    pub suppress_blank: bool,
-    /// Seed of the sampler used above temperature 0 (results are reproducible).
-    pub seed: u64,
-}
-
-impl Default for DecodeOptions {
-    fn default() -> Self {
-        DecodeOptions {
-            task: Task::Transcribe,
-            language: None,
-            beam_size: 5,
-            best_of: 5,
-            patience: 1.0,
-            length_penalty: None,
-            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
-            compression_ratio_threshold: Some(2.4),
-            logprob_threshold: Some(-1.0),
-            no_speech_threshold: Some(0.6),
-            condition_on_previous_text: true,
-            redecode_prompt_copies: true,
-            without_timestamps: false,
-            max_initial_timestamp: 1.0,
-            suppress_blank: true,
-            seed: 0,
-        }
-    }
-}
 
 /// The result of decoding one window.
 #[derive(Clone, Debug)]
@@ -89,17 +30,20 @@ pub struct DecodeResult {
     pub text: String,
 }
 
-/// The special tokens and token sets a decoder needs, resolved once per model.
+/// The special tokens and token sets a decoder needs, resolved once per model, and the token
+/// that cancels the decoding.
+#[derive(Clone)]
 pub struct DecoderContext<'a> {
-    pub model: &'a Whisper,
+    pub model: &'a Network,
     pub rt: &'a Runtime,
     pub tokenizer: &'a WhisperTokenizer,
     suppress: Vec<u32>,
     blank: Vec<u32>,
+    cancel: CancelToken,
 }
 
 impl<'a> DecoderContext<'a> {
-    pub fn new(model: &'a Whisper, rt: &'a Runtime, tokenizer: &'a WhisperTokenizer) -> Self {
+    pub fn new(model: &'a Network, rt: &'a Runtime, tokenizer: &'a WhisperTokenizer) -> Self {
         let t = tokenizer;
         // Whisper's default `suppress_tokens="-1"`: non-speech symbols plus the task and
         // start-of-* tokens that must never be sampled.
@@ -123,6 +67,28 @@ impl<'a> DecoderContext<'a> {
             tokenizer,
             suppress,
             blank,
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// The same context, stopping with [`ModelError::Cancelled`] once `cancel` is cancelled
+    /// (checked before every decoding step).
+    pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// The token that cancels this context's work.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.cancel
+    }
+
+    /// `Err(Cancelled)` once the context's token is cancelled.
+    pub fn check_cancelled(&self) -> Result<(), ModelError> {
+        if self.cancel.is_cancelled() {
+            Err(ModelError::Cancelled)
+        } else {
+            Ok(())
         }
     }
 
@@ -167,8 +133,11 @@ impl<'a> DecoderContext<'a> {
         audio: &[f32],
         prompt: &[u32],
         sot_sequence: &[u32],
-        opts: &DecodeOptions,
+        opts: &TranscribeOptions,
     ) -> Result<DecodeResult, ModelError> {
+        if opts.temperatures.is_empty() {
+            return Err(ModelError::NoTemperatures);
+        }
         let mut all = Vec::new();
         let mut not_repetitive = Vec::new();
         for &temperature in &opts.temperatures {
@@ -199,7 +168,7 @@ impl<'a> DecoderContext<'a> {
         let mut best = pool
             .into_iter()
             .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
-            .expect("at least one temperature");
+            .ok_or(ModelError::NoTemperatures)?;
         // The final temperature decides whether the next window is conditioned on this one.
         best.temperature = last_temperature;
         Ok(best)
@@ -211,7 +180,7 @@ impl<'a> DecoderContext<'a> {
         audio: &[f32],
         prompt: &[u32],
         sot_sequence: &[u32],
-        opts: &DecodeOptions,
+        opts: &TranscribeOptions,
         temperature: f32,
     ) -> Result<DecodeResult, ModelError> {
         let t = self.tokenizer;
@@ -276,6 +245,7 @@ impl<'a> DecoderContext<'a> {
         let mut sum_logprobs = vec![0.0f32; n_group];
         let mut logits: Vec<f32> = first_logits.repeat(n_group);
         for step in 0..sample_len {
+            self.check_cancelled()?;
             for (k, row) in logits.chunks_mut(v).enumerate() {
                 filters.apply(&tokens[k], row);
             }

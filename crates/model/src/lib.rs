@@ -1,16 +1,33 @@
-//! OpenAI Whisper on the npu-runtime kernel API: audio decoding, log-mel, checkpoint loading
-//! (CTranslate2 and Hugging Face), the encoder/decoder network, decoding (greedy, beam search,
-//! temperature fallback, timestamp rules), long-form transcription and output formats.
+//! OpenAI Whisper on the npu-runtime kernel API.
+//!
+//! The entry point is [`Whisper`]: [`Whisper::load`] a checkpoint with [`LoadOptions`], then
+//! [`Whisper::transcribe`] 16 kHz mono samples ([`load_audio`] decodes files) with
+//! [`TranscribeOptions`], or [`Whisper::transcribe_stream`] for segments as they are decoded,
+//! cancellable with a [`CancelToken`]. Every failure is an [`Error`].
+//!
+//! The modules below are the parts: audio decoding, log-mel, checkpoint loading (CTranslate2 and
+//! Hugging Face), the encoder/decoder network, decoding (greedy, beam search, temperature
+//! fallback, timestamp rules), long-form transcription and output formats.
 
 pub mod audio;
+pub mod cancel;
 pub mod decoding;
-pub mod eval;
-pub mod evaluation;
-pub mod fetch;
+pub mod error;
+pub mod kernel_table;
 pub mod mel;
 pub mod model;
+pub mod options;
 pub mod output;
-pub mod pipeline;
 pub mod tokenizer;
 pub mod transcribe;
 pub mod weights;
+pub mod whisper;
+
+pub use audio::{decode_audio_bytes, decode_audio_limited, load_audio, AudioError, SAMPLE_RATE};
+pub use cancel::CancelToken;
+pub use error::Error;
+pub use npu_runtime::{BackendKind, Device, Numerics};
+pub use options::{KernelSource, LoadOptions, Task, TranscribeOptions};
+pub use output::Format;
+pub use transcribe::{Segment, StageTimes, Transcript};
+pub use whisper::{SegmentStream, Whisper};

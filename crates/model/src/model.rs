@@ -6,6 +6,7 @@
 
 use npu_runtime::{AttentionParams, Epilogue, Linear, Runtime, RuntimeError};
 
+use crate::cancel::CancelToken;
 use crate::weights::{Checkpoint, ModelDims, WeightsError};
 
 /// LayerNorm epsilon used by every Whisper LayerNorm.
@@ -25,6 +26,11 @@ pub enum ModelError {
     },
     #[error("the prompt is {len} tokens long, but the model's text context holds {max}")]
     ContextOverflow { len: usize, max: usize },
+    /// The transcription's [`crate::CancelToken`] was cancelled.
+    #[error("the transcription was cancelled")]
+    Cancelled,
+    #[error("no temperature to decode at: give at least one (0 = greedy or beam search)")]
+    NoTemperatures,
 }
 
 /// LayerNorm weights (`weight`, `bias` in the checkpoint).
@@ -72,7 +78,7 @@ pub struct Decoder {
 }
 
 /// A loaded Whisper model whose weights are packed for the runtime's kernels.
-pub struct Whisper {
+pub struct Network {
     pub dims: ModelDims,
     pub encoder: Encoder,
     pub decoder: Decoder,
@@ -174,9 +180,9 @@ impl Loader<'_> {
     }
 }
 
-impl Whisper {
+impl Network {
     /// Packs every weight of `ckpt` for the runtime. Tensors are moved out of the checkpoint.
-    pub fn load(ckpt: &mut Checkpoint, rt: &Runtime) -> Result<Whisper, ModelError> {
+    pub fn load(ckpt: &mut Checkpoint, rt: &Runtime) -> Result<Network, ModelError> {
         let dims = ckpt.dims;
         let mut ld = Loader { ckpt, rt };
         let (da, dt) = (dims.n_audio_state, dims.n_text_state);
@@ -209,7 +215,7 @@ impl Whisper {
                 .collect::<Result<_, _>>()?,
             ln: ld.norm("model.decoder.layer_norm", dt)?,
         };
-        Ok(Whisper {
+        Ok(Network {
             dims,
             encoder,
             decoder,
@@ -236,6 +242,18 @@ impl Encoder {
         rt: &Runtime,
         dims: &ModelDims,
         mel: &[f32],
+    ) -> Result<Vec<f32>, ModelError> {
+        self.forward_cancellable(rt, dims, mel, &CancelToken::new())
+    }
+
+    /// [`Encoder::forward`], stopping with [`ModelError::Cancelled`] between layers once
+    /// `cancel` is cancelled (a window of a large model takes seconds on a CPU).
+    pub fn forward_cancellable(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        mel: &[f32],
+        cancel: &CancelToken,
     ) -> Result<Vec<f32>, ModelError> {
         let (n_mels, d, n_ctx) = (dims.n_mels, dims.n_audio_state, dims.n_audio_ctx);
         let n_frames = 2 * n_ctx;
@@ -274,6 +292,9 @@ impl Encoder {
 
         let mut scratch = BlockScratch::new(n_ctx, d);
         for (i, block) in self.blocks.iter().enumerate() {
+            if cancel.is_cancelled() {
+                return Err(ModelError::Cancelled);
+            }
             let op = format!("encoder.{i}");
             block.self_attention_full(rt, &op, dims.n_audio_head, &mut x, n_ctx, &mut scratch)?;
             block.mlp(rt, &op, &mut x, n_ctx, &mut scratch)?;

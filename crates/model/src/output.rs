@@ -4,13 +4,43 @@ use std::fmt::Write;
 
 use crate::transcribe::Transcript;
 
-/// An output format of `run-model --format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+/// A transcript output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Txt,
     Srt,
     Vtt,
     Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Txt, Format::Srt, Format::Vtt, Format::Json];
+
+    /// The name [`Format::from_str`](std::str::FromStr) reads, also the usual file extension.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Txt => "txt",
+            Format::Srt => "srt",
+            Format::Vtt => "vtt",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Format, String> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| format!("unknown output format {s:?}; expected txt, srt, vtt or json"))
+    }
 }
 
 /// Renders a transcript in `format`.
@@ -85,7 +115,16 @@ mod tests {
                 seg(0, 0.0, 1.5, " Hello."),
                 seg(1, 3723.25, 3725.5, " World."),
             ],
+            times: Default::default(),
         }
+    }
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in Format::ALL {
+            assert_eq!(f.name().parse::<Format>(), Ok(f));
+        }
+        assert!("xml".parse::<Format>().unwrap_err().contains("xml"));
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //! complete timestamp the decoder produced. Mirrors `transcribe()` in openai-whisper's
 //! `whisper/transcribe.py` (without word-level timestamps).
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::decoding::{DecodeOptions, DecodeResult, DecoderContext};
+use crate::decoding::{DecodeResult, DecoderContext, TranscribeOptions};
 use crate::mel::{LogMel, Mel, HOP_LENGTH};
 use crate::model::ModelError;
 
@@ -33,9 +34,14 @@ pub struct Segment {
 #[derive(Clone, Debug, Serialize)]
 pub struct Transcript {
     pub text: String,
+    /// Language code (`en`): given in the options, or detected.
     pub language: String,
+    /// Seconds of audio.
     pub duration: f32,
     pub segments: Vec<Segment>,
+    /// Where the time went.
+    #[serde(skip)]
+    pub times: StageTimes,
 }
 
 /// Where the time of a transcription went (for `--profile`).
@@ -46,6 +52,16 @@ pub struct StageTimes {
     pub decoder: Duration,
     pub windows: usize,
     pub decoded_tokens: usize,
+}
+
+impl std::ops::AddAssign<&StageTimes> for StageTimes {
+    fn add_assign(&mut self, o: &StageTimes) {
+        self.mel += o.mel;
+        self.encoder += o.encoder;
+        self.decoder += o.decoder;
+        self.windows += o.windows;
+        self.decoded_tokens += o.decoded_tokens;
+    }
 }
 
 /// Progress callbacks of a transcription.
@@ -69,14 +85,24 @@ impl Progress for NoProgress {}
 pub fn transcribe_audio(
     ctx: &DecoderContext<'_>,
     samples: &[f32],
-    opts: &DecodeOptions,
+    opts: &TranscribeOptions,
     progress: &mut dyn Progress,
     times: &mut StageTimes,
 ) -> Result<Transcript, ModelError> {
+    let (mel, content_frames) = log_mel(ctx, samples, times);
+    transcribe(ctx, &mel, content_frames, opts, progress, times)
+}
+
+/// The log-mel of `samples` as [`transcribe_audio`] computes it (on the runtime's threads), and
+/// the number of frames that hold audio.
+pub fn log_mel(ctx: &DecoderContext<'_>, samples: &[f32], times: &mut StageTimes) -> (Mel, usize) {
     let start = Instant::now();
-    let mel = LogMel::new(ctx.model.dims.n_mels).compute_with_padding(samples, HOP_LENGTH);
+    let n_mels = ctx.model.dims.n_mels;
+    let mel = ctx
+        .rt
+        .install(|| LogMel::new(n_mels).compute_with_padding(samples, HOP_LENGTH));
     times.mel += start.elapsed();
-    transcribe(ctx, &mel, samples.len() / HOP_LENGTH, opts, progress, times)
+    (mel, samples.len() / HOP_LENGTH)
 }
 
 /// Transcribes the log-mel spectrogram of a whole file. `mel` holds at least `content_frames`
@@ -85,56 +111,148 @@ pub fn transcribe(
     ctx: &DecoderContext<'_>,
     mel: &Mel,
     content_frames: usize,
-    opts: &DecodeOptions,
+    opts: &TranscribeOptions,
     progress: &mut dyn Progress,
     times: &mut StageTimes,
 ) -> Result<Transcript, ModelError> {
-    let dims = &ctx.model.dims;
-    let n_frames = 2 * dims.n_audio_ctx; // the encoder's conv2 halves the frame count
-    let input_stride = n_frames / dims.n_audio_ctx;
-    let time_precision = input_stride as f32 / FRAMES_PER_SECOND as f32;
-    let ts_begin = ctx.tokenizer.timestamp_begin();
-    let frames_to_s = |f: usize| f as f32 / FRAMES_PER_SECOND as f32;
-
-    let encode = |seek: usize, times: &mut StageTimes| -> Result<Vec<f32>, ModelError> {
-        let start = Instant::now();
-        let window = mel.frames(seek, n_frames);
-        let features = ctx.model.encoder.forward(ctx.rt, dims, &window)?;
-        times.encoder += start.elapsed();
-        times.windows += 1;
-        Ok(features)
-    };
-
-    // The language: given, English on English-only models, or detected on the first window.
-    let mut first_features = None;
-    let language = match (&opts.language, ctx.tokenizer.is_multilingual()) {
-        (Some(l), _) => l.clone(),
-        (None, false) => "en".to_string(),
-        (None, true) => {
-            let features = encode(0, times)?;
-            let (code, _p) = ctx.detect_language(&features)?;
-            first_features = Some(features);
-            code
+    let mut windows = Windows::new(ctx.clone(), Cow::Borrowed(mel), content_frames, opts);
+    while let Some(segments) = windows.next_window()? {
+        for s in &segments {
+            progress.segment(s);
         }
-    };
-    let sot_sequence = ctx.sot_sequence(Some(&language), opts.task);
+        progress.advance(windows.done_frames(), content_frames);
+    }
+    *times += &windows.times;
+    Ok(windows.finish())
+}
 
-    let mut segments: Vec<Segment> = Vec::new();
-    let mut all_tokens: Vec<u32> = Vec::new();
-    let mut prompt_reset_since = 0;
-    let mut seek = 0;
-    while seek < content_frames {
-        let time_offset = frames_to_s(seek);
-        let segment_size = n_frames.min(content_frames - seek);
+/// A transcription in progress, one 30 s window at a time: what both the whole-file
+/// [`transcribe`] and the segment-by-segment stream of [`crate::Whisper`] are built on.
+pub struct Windows<'a, 'm> {
+    ctx: DecoderContext<'a>,
+    mel: Cow<'m, Mel>,
+    content_frames: usize,
+    opts: TranscribeOptions,
+    /// Known once the first window has been decoded (or given in the options).
+    language: Option<String>,
+    sot_sequence: Vec<u32>,
+    first_features: Option<Vec<f32>>,
+    segments: Vec<Segment>,
+    /// Prompt of the first window (`initial_prompt`), then the text of every segment.
+    all_tokens: Vec<u32>,
+    prompt_reset_since: usize,
+    seek: usize,
+    pub times: StageTimes,
+}
+
+impl<'a, 'm> Windows<'a, 'm> {
+    pub fn new(
+        ctx: DecoderContext<'a>,
+        mel: Cow<'m, Mel>,
+        content_frames: usize,
+        opts: &TranscribeOptions,
+    ) -> Self {
+        let all_tokens = match opts.initial_prompt.as_deref().map(str::trim) {
+            Some(p) if !p.is_empty() => ctx.tokenizer.encode(&format!(" {p}")),
+            _ => Vec::new(),
+        };
+        Windows {
+            ctx,
+            mel,
+            content_frames,
+            opts: opts.clone(),
+            language: None,
+            sot_sequence: Vec::new(),
+            first_features: None,
+            segments: Vec::new(),
+            all_tokens,
+            prompt_reset_since: 0,
+            seek: 0,
+            times: StageTimes::default(),
+        }
+    }
+
+    /// Mel frames transcribed so far (of `content_frames`).
+    pub fn done_frames(&self) -> usize {
+        self.seek.min(self.content_frames)
+    }
+
+    /// The spoken language, once known.
+    pub fn language(&self) -> Option<&str> {
+        self.language.as_deref()
+    }
+
+    /// Duration of the audio in seconds.
+    pub fn duration(&self) -> f32 {
+        self.content_frames as f32 / FRAMES_PER_SECOND as f32
+    }
+
+    fn encode(&mut self, seek: usize) -> Result<Vec<f32>, ModelError> {
+        self.ctx.check_cancelled()?;
+        let dims = &self.ctx.model.dims;
+        let start = Instant::now();
+        let window = self.mel.frames(seek, 2 * dims.n_audio_ctx);
+        let features = self.ctx.model.encoder.forward_cancellable(
+            self.ctx.rt,
+            dims,
+            &window,
+            self.ctx.cancel_token(),
+        )?;
+        self.times.encoder += start.elapsed();
+        self.times.windows += 1;
+        Ok(features)
+    }
+
+    /// The language: given, English on English-only models, or detected on the first window.
+    fn resolve_language(&mut self) -> Result<(), ModelError> {
+        if self.language.is_some() {
+            return Ok(());
+        }
+        let language = match (&self.opts.language, self.ctx.tokenizer.is_multilingual()) {
+            (Some(l), _) => l.clone(),
+            (None, false) => "en".to_string(),
+            (None, true) => {
+                let features = self.encode(0)?;
+                let (code, _p) = self.ctx.detect_language(&features)?;
+                self.first_features = Some(features);
+                code
+            }
+        };
+        self.sot_sequence = self.ctx.sot_sequence(Some(&language), self.opts.task);
+        self.language = Some(language);
+        Ok(())
+    }
+
+    /// Decodes the next window and returns the segments it finished (possibly none, for
+    /// silence); `None` once the audio is done.
+    pub fn next_window(&mut self) -> Result<Option<Vec<Segment>>, ModelError> {
+        if self.content_frames > 0 {
+            self.resolve_language()?;
+        }
+        if self.seek >= self.content_frames {
+            return Ok(None);
+        }
+        let ctx = self.ctx.clone();
+        let opts = &self.opts.clone();
+        let dims = &ctx.model.dims;
+        let n_frames = 2 * dims.n_audio_ctx; // the encoder's conv2 halves the frame count
+        let input_stride = n_frames / dims.n_audio_ctx;
+        let time_precision = input_stride as f32 / FRAMES_PER_SECOND as f32;
+        let ts_begin = ctx.tokenizer.timestamp_begin();
+        let frames_to_s = |f: usize| f as f32 / FRAMES_PER_SECOND as f32;
+        let content_frames = self.content_frames;
+
+        let time_offset = frames_to_s(self.seek);
+        let segment_size = n_frames.min(content_frames - self.seek);
         let segment_duration = frames_to_s(segment_size);
-        let features = match first_features.take() {
-            Some(f) if seek == 0 => f,
-            _ => encode(seek, times)?,
+        let features = match self.first_features.take() {
+            Some(f) if self.seek == 0 => f,
+            _ => self.encode(self.seek)?,
         };
 
         let start = Instant::now();
-        let prompt = &all_tokens[prompt_reset_since..];
-        let mut result = ctx.decode_with_fallback(&features, prompt, &sot_sequence, opts)?;
+        let prompt = &self.all_tokens[self.prompt_reset_since..];
+        let mut result = ctx.decode_with_fallback(&features, prompt, &self.sot_sequence, opts)?;
         if opts.redecode_prompt_copies && copies_prompt(&result.tokens, prompt, ctx.tokenizer.eot())
         {
             // The previous text is a hint of style and vocabulary; a window that repeats it
@@ -144,11 +262,11 @@ pub fn transcribe(
                 "window at {time_offset:.2}s repeats the previous text ({:?}); decoding it again without the prompt",
                 result.text
             );
-            times.decoded_tokens += result.tokens.len() + 1;
-            result = ctx.decode_with_fallback(&features, &[], &sot_sequence, opts)?;
+            self.times.decoded_tokens += result.tokens.len() + 1;
+            result = ctx.decode_with_fallback(&features, &[], &self.sot_sequence, opts)?;
         }
-        times.decoder += start.elapsed();
-        times.decoded_tokens += result.tokens.len() + 1;
+        self.times.decoder += start.elapsed();
+        self.times.decoded_tokens += result.tokens.len() + 1;
 
         // Silence: skip the window unless the text was confidently decoded anyway.
         let silent = opts
@@ -158,12 +276,11 @@ pub fn transcribe(
                 .logprob_threshold
                 .is_some_and(|th| result.avg_logprob > th);
         if silent {
-            seek += segment_size;
-            progress.advance(seek.min(content_frames), content_frames);
-            continue;
+            self.seek += segment_size;
+            return Ok(Some(Vec::new()));
         }
 
-        let previous_seek = seek;
+        let previous_seek = self.seek;
         let tokens = &result.tokens;
         let is_ts: Vec<bool> = tokens.iter().map(|&t| t >= ts_begin).collect();
         let single_timestamp_ending =
@@ -185,15 +302,22 @@ pub fn transcribe(
                 let sliced = &tokens[last_slice..cut];
                 let start = time_offset + ts_seconds(sliced[0]);
                 let end = time_offset + ts_seconds(*sliced.last().unwrap());
-                current.push(new_segment(ctx, previous_seek, start, end, sliced, &result));
+                current.push(new_segment(
+                    &ctx,
+                    previous_seek,
+                    start,
+                    end,
+                    sliced,
+                    &result,
+                ));
                 last_slice = cut;
             }
             if single_timestamp_ending {
-                seek += segment_size;
+                self.seek += segment_size;
             } else {
                 // Resume from the last timestamp the decoder closed a segment with.
                 let last_ts_pos = (tokens[last_slice - 1] - ts_begin) as usize;
-                seek += last_ts_pos * input_stride;
+                self.seek += last_ts_pos * input_stride;
             }
         } else {
             let mut duration = segment_duration;
@@ -203,44 +327,54 @@ pub fn transcribe(
                 }
             }
             current.push(new_segment(
-                ctx,
+                &ctx,
                 previous_seek,
                 time_offset,
                 time_offset + duration,
                 tokens,
                 &result,
             ));
-            seek += segment_size;
+            self.seek += segment_size;
         }
-        if seek <= previous_seek {
+        if self.seek <= previous_seek {
             // Never loop on the same window.
-            seek = previous_seek + segment_size;
+            self.seek = previous_seek + segment_size;
         }
 
+        let mut finished = Vec::new();
         for mut seg in current {
             // An instantaneous or empty segment carries nothing.
             if seg.start == seg.end || seg.text.trim().is_empty() {
                 continue;
             }
             seg.end = seg.end.min(frames_to_s(content_frames).max(seg.start));
-            seg.id = segments.len();
-            all_tokens.extend_from_slice(&seg.tokens);
-            progress.segment(&seg);
-            segments.push(seg);
+            seg.id = self.segments.len();
+            self.all_tokens.extend_from_slice(&seg.tokens);
+            self.segments.push(seg.clone());
+            finished.push(seg);
         }
         if !opts.condition_on_previous_text || result.temperature > 0.5 {
-            prompt_reset_since = all_tokens.len();
+            self.prompt_reset_since = self.all_tokens.len();
         }
-        progress.advance(seek.min(content_frames), content_frames);
+        Ok(Some(finished))
     }
 
-    let text = segments.iter().map(|s| s.text.as_str()).collect::<String>();
-    Ok(Transcript {
-        text,
-        language,
-        duration: frames_to_s(content_frames),
-        segments,
-    })
+    /// The transcript of the windows decoded so far.
+    pub fn finish(self) -> Transcript {
+        let text = self
+            .segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<String>();
+        let duration = self.duration();
+        Transcript {
+            text,
+            language: self.language.unwrap_or_else(|| "en".to_string()),
+            duration,
+            segments: self.segments,
+            times: self.times,
+        }
+    }
 }
 
 /// Whether `decoded` mostly copies `prompt`: at least [`COPY_MIN_TOKENS`] of its text tokens,

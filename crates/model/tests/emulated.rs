@@ -6,12 +6,10 @@ mod support;
 
 use std::path::{Path, PathBuf};
 
-use npu_runtime::{BackendKind, Device, Numerics, RuntimeConfig};
-use whisper_model::audio::load_audio;
-use whisper_model::decoding::DecodeOptions;
-use whisper_model::fetch;
-use whisper_model::pipeline::Pipeline;
-use whisper_model::transcribe::{NoProgress, StageTimes};
+use whisper_model::{
+    load_audio, BackendKind, Device, KernelSource, LoadOptions, Numerics, TranscribeOptions,
+    Whisper,
+};
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -28,14 +26,14 @@ fn render_tiny_kernels(out: &Path) -> PathBuf {
     report.manifest_path
 }
 
-fn tokens(p: &Pipeline, samples: &[f32]) -> Vec<u32> {
-    let opts = DecodeOptions {
+fn tokens(w: &Whisper, samples: &[f32]) -> Vec<u32> {
+    let opts = TranscribeOptions {
         beam_size: 1,
         language: Some("en".into()),
-        ..DecodeOptions::default()
+        ..TranscribeOptions::default()
     };
-    let t = p
-        .transcribe(samples, &opts, &mut NoProgress, &mut StageTimes::default())
+    let t = w
+        .transcribe(samples, &opts)
         .unwrap_or_else(|e| panic!("{e}"));
     t.segments.iter().flat_map(|s| s.tokens.clone()).collect()
 }
@@ -44,35 +42,38 @@ fn tokens(p: &Pipeline, samples: &[f32]) -> Vec<u32> {
 fn jfk_through_the_emulated_designs_equals_npu_numerics_on_the_cpu() {
     let jfk = workspace().join("../shared/data/speech/audio16k/jfk.wav");
     if !jfk.exists() {
-        support::skip(format!("no {} (the shared speech data is missing)", jfk.display()));
+        support::skip(format!(
+            "no {} (the shared speech data is missing)",
+            jfk.display()
+        ));
         return;
     }
-    let model = fetch::model_dir("tiny.en", &fetch::default_cache_dir(), true)
+    let model = whisper_fetch::model_dir("tiny.en", &whisper_fetch::default_cache_dir(), true)
         .expect("model available (cargo xtask fetch-model tiny.en)");
     let out = tempfile::tempdir().unwrap();
     let manifest = render_tiny_kernels(out.path());
     let samples = load_audio(&jfk).expect("audio decodes");
 
-    let emu = Pipeline::load(
+    let emu = Whisper::load(
         &model,
-        RuntimeConfig {
+        &LoadOptions {
             backend: BackendKind::Emu,
             numerics: Numerics::Npu,
-            manifest: Some(manifest.clone()),
+            kernels: KernelSource::Manifest(manifest.clone()),
             allow_cpu_fallback: false,
             device: Some(Device::Npu1),
-            ..RuntimeConfig::default()
+            ..LoadOptions::default()
         },
     )
     .expect("model loads on the emulator");
-    let cpu = Pipeline::load(
+    let cpu = Whisper::load(
         &model,
-        RuntimeConfig {
+        &LoadOptions {
             backend: BackendKind::Cpu,
             numerics: Numerics::Npu,
-            manifest: Some(manifest),
+            kernels: KernelSource::Manifest(manifest),
             device: Some(Device::Npu1),
-            ..RuntimeConfig::default()
+            ..LoadOptions::default()
         },
     )
     .expect("model loads on the CPU");

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use whisper_model::fetch::{default_cache_dir, model_dir};
+use whisper_fetch::{default_cache_dir, model_dir};
 use whisper_model::tokenizer::{repair_merges, TokenizerError, WhisperTokenizer};
 
 fn hf_tiny_en() -> Option<PathBuf> {

@@ -6,7 +6,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use whisper_model::fetch::{default_cache_dir, model_dir};
+use whisper_fetch::{default_cache_dir, model_dir};
 use whisper_model::weights::{Checkpoint, Format, WeightsError};
 
 fn workspace_root() -> PathBuf {

@@ -274,6 +274,12 @@ impl Runtime {
         self.pool.current_num_threads()
     }
 
+    /// Runs `f` on the runtime's pool, so that the caller's own parallel work (rayon iterators
+    /// inside `f`) shares the kernels' threads instead of starting a second pool.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(f)
+    }
+
     /// Decides where and in which precision `call` runs. `fits` says why the selected device
     /// entry cannot compute this particular call although its shape matches, if it cannot.
     fn plan(

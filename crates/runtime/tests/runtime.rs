@@ -343,3 +343,21 @@ fn missing_kernel_error_says_which_spec_file_to_extend() {
         "no matmul kernel for 1500x512x4096 bf16 on npu1: add an entry to kernel-specs/matmul.toml"
     );
 }
+
+/// Without a manifest, the runtime's table is the project's kernel-specs/ as they were at
+/// compile time (nothing is looked up at run time).
+#[test]
+fn built_in_table_is_the_spec_directory() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kernel-specs");
+    let specs = npu_runtime::kernel_spec::load_dir(&dir).unwrap();
+    let rt = npu_runtime::Runtime::new(npu_runtime::RuntimeConfig {
+        backend: npu_runtime::BackendKind::Cpu,
+        numerics: npu_runtime::Numerics::Npu,
+        ..npu_runtime::RuntimeConfig::default()
+    })
+    .unwrap();
+    let built_in: Vec<&str> = rt.kernels().iter().map(|e| e.name.as_str()).collect();
+    let on_disk: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    assert!(built_in.len() > 10);
+    assert_eq!(built_in, on_disk);
+}

@@ -9,17 +9,18 @@
 //! its cache (`WHISPER_ENGLISH_JSON` / `WHISPER_SDIST_DIR` override that); where it cannot be
 //! had, those tests skip loudly.
 
+#[path = "../../model/tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use sha2::{Digest, Sha256};
-use whisper_model::eval::{
+use whisper_eval::{
     corpus_wer, english_json_in_sdist, read_manifest, wer, word_errors, BasicTextNormalizer,
     EnglishNumberNormalizer, EnglishTextNormalizer, ManifestError, NormalizerError, WordErrors,
 };
-use whisper_model::fetch;
+use whisper_fetch as fetch;
 
 /// (input, `EnglishTextNormalizer()(input)`).
 const ENGLISH: &[(&str, &str)] = &[

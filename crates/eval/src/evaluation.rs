@@ -5,11 +5,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::audio;
-use crate::decoding::DecodeOptions;
-use crate::eval::{word_errors, Clip, EnglishTextNormalizer, WordErrors};
-use crate::pipeline::{Pipeline, PipelineError};
-use crate::transcribe::{NoProgress, StageTimes};
+use whisper_model::{audio, TranscribeOptions, Whisper};
+
+use crate::{word_errors, Clip, EnglishTextNormalizer, WordErrors};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -19,7 +17,7 @@ pub enum EvalError {
     Transcribe {
         clip: String,
         #[source]
-        source: Box<PipelineError>,
+        source: Box<whisper_model::Error>,
     },
 }
 
@@ -53,11 +51,11 @@ pub struct EvalReport {
     pub realtime_factor: f64,
 }
 
-/// Transcribes every clip with `pipeline` and `opts` and scores it against its reference with
+/// Transcribes every clip with `whisper` and `opts` and scores it against its reference with
 /// `normalizer`. `on_clip` sees each result as it is done.
 pub fn evaluate(
-    pipeline: &Pipeline,
-    opts: &DecodeOptions,
+    whisper: &Whisper,
+    opts: &TranscribeOptions,
     clips: &[Clip],
     normalizer: &EnglishTextNormalizer,
     mut on_clip: impl FnMut(&ClipResult),
@@ -67,12 +65,13 @@ pub fn evaluate(
     for clip in clips {
         let samples = audio::load_audio(&clip.path)?;
         let start = Instant::now();
-        let transcript = pipeline
-            .transcribe(&samples, opts, &mut NoProgress, &mut StageTimes::default())
-            .map_err(|source| EvalError::Transcribe {
-                clip: clip.file.clone(),
-                source: Box::new(source),
-            })?;
+        let transcript =
+            whisper
+                .transcribe(&samples, opts)
+                .map_err(|source| EvalError::Transcribe {
+                    clip: clip.file.clone(),
+                    source: Box::new(source),
+                })?;
         let wall_seconds = start.elapsed().as_secs_f64();
         let reference = normalizer.normalize(&clip.reference);
         let hypothesis = normalizer.normalize(&transcript.text);

@@ -1,0 +1,9 @@
+//! The `xdna-whisper` command: `transcribe FILE...` and `serve`. Thin layers over
+//! [`whisper_model::Whisper`] and [`whisper_server`]; `cargo xtask run-model` runs the same code.
+
+pub mod logging;
+pub mod model_args;
+pub mod serve;
+pub mod transcribe;
+
+pub use model_args::ModelArgs;

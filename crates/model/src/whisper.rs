@@ -1,0 +1,258 @@
+//! The library's entry point: a loaded model that transcribes 16 kHz mono audio, as a whole
+//! ([`Whisper::transcribe`]) or segment by segment, cancellable ([`Whisper::transcribe_stream`]).
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::path::Path;
+
+use npu_runtime::{ProfileReport, Runtime, RuntimeConfig};
+
+use crate::cancel::CancelToken;
+use crate::decoding::DecoderContext;
+use crate::error::Error;
+use crate::kernel_table;
+use crate::mel::HOP_LENGTH;
+use crate::model::Network;
+use crate::options::{KernelSource, LoadOptions, Task, TranscribeOptions};
+use crate::tokenizer::{language_code, WhisperTokenizer};
+use crate::transcribe::{log_mel, Segment, StageTimes, Transcript, Windows};
+use crate::weights::{Checkpoint, ModelDims};
+
+/// A Whisper model ready to transcribe: runtime, packed weights and tokenizer.
+///
+/// `Send + Sync`: one loaded model serves any number of threads at once; concurrent
+/// transcriptions share its thread pool.
+///
+/// ```no_run
+/// use whisper_model::{load_audio, LoadOptions, TranscribeOptions, Whisper};
+///
+/// let whisper = Whisper::load("/path/to/whisper-base", &LoadOptions::default())?;
+/// let samples = load_audio("speech.wav".as_ref())?;
+/// let transcript = whisper.transcribe(&samples, &TranscribeOptions::default())?;
+/// println!("[{}] {}", transcript.language, transcript.text);
+/// # Ok::<(), whisper_model::Error>(())
+/// ```
+pub struct Whisper {
+    rt: Runtime,
+    network: Network,
+    tokenizer: WhisperTokenizer,
+}
+
+const _: fn() = || {
+    fn shared_across_threads<T: Send + Sync>() {}
+    shared_across_threads::<Whisper>();
+    fn movable_to_a_thread<T: Send>() {}
+    movable_to_a_thread::<SegmentStream<'static>>();
+};
+
+impl Whisper {
+    /// Loads the checkpoint in `dir`: a CTranslate2 directory (`model.bin`) or a Hugging Face one
+    /// (`model.safetensors`), each with its `tokenizer.json`.
+    pub fn load(dir: impl AsRef<Path>, opts: &LoadOptions) -> Result<Whisper, Error> {
+        let dir = dir.as_ref();
+        Self::load_inner(dir, opts).map_err(|e| Error::Load {
+            dir: dir.to_path_buf(),
+            source: Box::new(e),
+        })
+    }
+
+    fn load_inner(dir: &Path, opts: &LoadOptions) -> Result<Whisper, Error> {
+        let cfg = RuntimeConfig {
+            backend: opts.backend,
+            numerics: opts.numerics,
+            threads: opts.threads,
+            manifest: None,
+            allow_cpu_fallback: opts.allow_cpu_fallback,
+            profile: opts.profile,
+            device: opts.device,
+            ..RuntimeConfig::default()
+        };
+        let rt = match &opts.kernels {
+            KernelSource::Manifest(path) => Runtime::new(RuntimeConfig {
+                manifest: Some(path.clone()),
+                ..cfg
+            })?,
+            KernelSource::SpecDir(spec_dir) => {
+                Runtime::with_kernels(cfg, kernel_table::from_spec_dir(spec_dir)?)?
+            }
+            // The runtime has the project's kernel specs built in.
+            KernelSource::BuiltIn => Runtime::new(cfg)?,
+        };
+        let mut ckpt = Checkpoint::load(dir)?;
+        let network = Network::load(&mut ckpt, &rt)?;
+        let tokenizer = WhisperTokenizer::from_dir(dir)?;
+        Ok(Whisper {
+            rt,
+            network,
+            tokenizer,
+        })
+    }
+
+    /// Transcribes 16 kHz mono samples (see [`crate::audio::load_audio`] for files).
+    pub fn transcribe(
+        &self,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+    ) -> Result<Transcript, Error> {
+        self.transcribe_stream(samples, opts, &CancelToken::new())?
+            .into_transcript()
+    }
+
+    /// Starts a transcription whose segments come out of the returned iterator as each 30 s
+    /// window is decoded. Cancelling `cancel` (from any thread) stops it within one decoding
+    /// step with [`Error::Cancelled`]; dropping the iterator stops it between windows.
+    ///
+    /// The options are checked and the log-mel computed here; the network runs in `next()`.
+    pub fn transcribe_stream(
+        &self,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+        cancel: &CancelToken,
+    ) -> Result<SegmentStream<'_>, Error> {
+        let opts = self.check_options(opts)?;
+        if samples.len() < HOP_LENGTH {
+            return Err(Error::NoAudio {
+                samples: samples.len(),
+            });
+        }
+        if let Some(index) = samples.iter().position(|s| !s.is_finite()) {
+            return Err(Error::NonFiniteSample { index });
+        }
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let ctx = DecoderContext::new(&self.network, &self.rt, &self.tokenizer)
+            .with_cancel(cancel.clone());
+        let mut times = StageTimes::default();
+        let (mel, content_frames) = log_mel(&ctx, samples, &mut times);
+        let mut windows = Windows::new(ctx, Cow::Owned(mel), content_frames, &opts);
+        windows.times = times;
+        Ok(SegmentStream {
+            windows,
+            pending: VecDeque::new(),
+            done: false,
+        })
+    }
+
+    /// Checks `opts` against this model and returns them with the language as a code (`German`
+    /// → `de`).
+    pub fn check_options(&self, opts: &TranscribeOptions) -> Result<TranscribeOptions, Error> {
+        opts.validate()?;
+        let mut opts = opts.clone();
+        let multilingual = self.tokenizer.is_multilingual();
+        if let Some(lang) = &opts.language {
+            let code = language_code(lang).ok_or_else(|| Error::UnknownLanguage(lang.clone()))?;
+            if !multilingual && code != "en" {
+                return Err(Error::EnglishOnly(lang.clone()));
+            }
+            if multilingual && self.tokenizer.language_token(code).is_none() {
+                return Err(Error::UnknownLanguage(lang.clone()));
+            }
+            opts.language = Some(code.to_string());
+        }
+        if !multilingual && opts.task == Task::Translate {
+            return Err(Error::TranslateEnglishOnly);
+        }
+        Ok(opts)
+    }
+
+    /// Whether the model knows languages other than English (and can translate).
+    pub fn is_multilingual(&self) -> bool {
+        self.tokenizer.is_multilingual()
+    }
+
+    /// Codes of the languages the model knows (empty for English-only models).
+    pub fn languages(&self) -> Vec<String> {
+        self.tokenizer
+            .languages()
+            .into_iter()
+            .map(|(code, _)| code)
+            .collect()
+    }
+
+    /// The model's dimensions, as read from the checkpoint.
+    pub fn dims(&self) -> &ModelDims {
+        &self.network.dims
+    }
+
+    /// `"cpu"` or `"npu"`.
+    pub fn backend_name(&self) -> &'static str {
+        self.rt.backend_name()
+    }
+
+    /// Threads of the pool the kernels and the log-mel run on.
+    pub fn threads(&self) -> usize {
+        self.rt.threads()
+    }
+
+    /// Time per kernel family and call since load (with [`LoadOptions::profile`]).
+    pub fn profile_report(&self) -> ProfileReport {
+        self.rt.profile_report()
+    }
+
+    /// The runtime, network and tokenizer, for tools that look inside.
+    pub fn parts(&self) -> (&Runtime, &Network, &WhisperTokenizer) {
+        (&self.rt, &self.network, &self.tokenizer)
+    }
+}
+
+/// A transcription in progress ([`Whisper::transcribe_stream`]): an iterator over segments as
+/// they are decoded. After an error it ends.
+pub struct SegmentStream<'w> {
+    windows: Windows<'w, 'static>,
+    pending: VecDeque<Segment>,
+    done: bool,
+}
+
+impl SegmentStream<'_> {
+    /// The spoken language code, once the first window has been decoded (or when it was given).
+    pub fn language(&self) -> Option<&str> {
+        self.windows.language()
+    }
+
+    /// Seconds of audio.
+    pub fn duration(&self) -> f32 {
+        self.windows.duration()
+    }
+
+    /// Seconds of audio transcribed so far.
+    pub fn done_seconds(&self) -> f32 {
+        self.windows.done_frames() as f32 / crate::transcribe::FRAMES_PER_SECOND as f32
+    }
+
+    /// Where the time went so far.
+    pub fn times(&self) -> &StageTimes {
+        &self.windows.times
+    }
+
+    /// Decodes the rest and returns the whole transcript.
+    pub fn into_transcript(mut self) -> Result<Transcript, Error> {
+        for segment in &mut self {
+            segment?;
+        }
+        Ok(self.windows.finish())
+    }
+}
+
+impl Iterator for SegmentStream<'_> {
+    type Item = Result<Segment, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(s) = self.pending.pop_front() {
+                return Some(Ok(s));
+            }
+            if self.done {
+                return None;
+            }
+            match self.windows.next_window() {
+                Ok(Some(segments)) => self.pending.extend(segments),
+                Ok(None) => self.done = true,
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e.into()));
+                }
+            }
+        }
+    }
+}

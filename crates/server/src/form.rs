@@ -1,0 +1,128 @@
+//! Reading the multipart body of a transcription request: the audio is taken chunk by chunk up
+//! to the upload limit, every other field up to a small limit; anything malformed is a 400.
+
+use axum::extract::multipart::{Field, MultipartError};
+use axum::extract::Multipart;
+use axum::http::StatusCode;
+
+use crate::error::ApiError;
+
+/// Largest non-file field (a prompt is at most a few hundred tokens).
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// The uploaded audio file.
+pub struct Upload {
+    pub bytes: Vec<u8>,
+    pub filename: String,
+}
+
+/// The fields of a request, as sent (checked in [`crate::request`]).
+#[derive(Default)]
+pub struct Form {
+    pub file: Option<Upload>,
+    pub model: Option<String>,
+    pub language: Option<String>,
+    pub prompt: Option<String>,
+    pub response_format: Option<String>,
+    pub temperature: Option<String>,
+    pub timestamp_granularities: Vec<String>,
+    pub stream: Option<String>,
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large",
+        )
+        .code("upload_too_large");
+    }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "malformed or truncated multipart/form-data body: {}",
+            e.body_text()
+        ),
+    )
+    .code("malformed_body")
+}
+
+/// Reads every field of the body. Unknown fields are skipped (clients send newer OpenAI
+/// fields), but read within the same limits.
+pub async fn read_form(multipart: &mut Multipart, max_upload: usize) -> Result<Form, ApiError> {
+    let mut form = Form::default();
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        match name.as_str() {
+            "file" => {
+                if form.file.is_some() {
+                    return Err(ApiError::invalid(
+                        "file",
+                        "more than one `file` field; send one audio file per request",
+                    ));
+                }
+                let filename = field.file_name().unwrap_or("upload").to_string();
+                let bytes = read_limited(&mut field, max_upload).await.map_err(|e| {
+                    e.unwrap_or_else(|| {
+                        ApiError::new(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            format!(
+                                "the audio file is larger than this server's limit of {} bytes ({:.1} MiB)",
+                                max_upload,
+                                max_upload as f64 / (1024.0 * 1024.0)
+                            ),
+                        )
+                        .param("file")
+                        .code("upload_too_large")
+                    })
+                })?;
+                form.file = Some(Upload { bytes, filename });
+            }
+            _ => {
+                let bytes = read_limited(&mut field, MAX_FIELD_BYTES)
+                    .await
+                    .map_err(|e| {
+                        e.unwrap_or_else(|| {
+                            ApiError::new(
+                                StatusCode::BAD_REQUEST,
+                                format!(
+                                    "the field `{name}` is longer than {MAX_FIELD_BYTES} bytes"
+                                ),
+                            )
+                        })
+                    })?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        format!("the field `{name}` is not UTF-8 text"),
+                    )
+                })?;
+                match name.as_str() {
+                    "model" => form.model = Some(text),
+                    "language" => form.language = Some(text),
+                    "prompt" => form.prompt = Some(text),
+                    "response_format" => form.response_format = Some(text),
+                    "temperature" => form.temperature = Some(text),
+                    "timestamp_granularities[]" | "timestamp_granularities" => {
+                        form.timestamp_granularities.push(text)
+                    }
+                    "stream" => form.stream = Some(text),
+                    _ => tracing::debug!("ignoring the unknown form field {name:?}"),
+                }
+            }
+        }
+    }
+    Ok(form)
+}
+
+/// A field's bytes, chunk by chunk; `Err(None)` once it exceeds `limit`.
+async fn read_limited(field: &mut Field<'_>, limit: usize) -> Result<Vec<u8>, Option<ApiError>> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| Some(multipart_error(e)))? {
+        if bytes.len() + chunk.len() > limit {
+            return Err(None);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
