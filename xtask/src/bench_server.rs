@@ -134,6 +134,10 @@ struct ServerProcess {
 }
 
 fn start_server(binary: &Path, args: &Args) -> anyhow::Result<ServerProcess> {
+    let log_path = binary.with_file_name("bench-server.log");
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    println!("server log: {}", log_path.display());
     let mut child = Command::new(binary)
         .args([
             "serve",
@@ -152,6 +156,7 @@ fn start_server(binary: &Path, args: &Args) -> anyhow::Result<ServerProcess> {
             &args.queue.to_string(),
         ])
         .stdout(Stdio::piped())
+        .stderr(log)
         .spawn()
         .with_context(|| format!("starting {}", binary.display()))?;
     let stdout = child.stdout.take().expect("piped stdout");
@@ -252,6 +257,13 @@ fn report(phase: &str, clients: usize, outcomes: &[Outcome], seconds: f64) {
     let count = |s: u16| outcomes.iter().filter(|o| o.status == s).count();
     let (busy, unavailable) = (count(429), count(503));
     let errors = outcomes.len() - ok.len() - busy - unavailable;
+    let mut error_statuses: Vec<u16> = outcomes
+        .iter()
+        .map(|o| o.status)
+        .filter(|s| ![200, 429, 503].contains(s))
+        .collect();
+    error_statuses.sort_unstable();
+    error_statuses.dedup();
     let mut latencies: Vec<f64> = ok.iter().map(|o| o.latency.as_secs_f64()).collect();
     latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {
@@ -269,7 +281,7 @@ fn report(phase: &str, clients: usize, outcomes: &[Outcome], seconds: f64) {
     let refused_max = refused.iter().copied().fold(0.0, f64::max);
     let audio: f64 = ok.iter().map(|o| o.audio_seconds).sum();
     println!(
-        "{phase}: {clients} clients, {} requests: {} ok ({:.2} req/s, {:.1} s of audio per s), p50 {:.2} s, p99 {:.2} s; {} errors; {} × 429 (slowest answer {:.0} ms), {} × 503",
+        "{phase}: {clients} clients, {} requests: {} ok ({:.2} req/s, {:.1} s of audio per s), p50 {:.2} s, p99 {:.2} s; {} errors {:?} (0 = no HTTP answer); {} × 429 (slowest answer {:.0} ms), {} × 503",
         outcomes.len(),
         ok.len(),
         ok.len() as f64 / seconds,
@@ -277,6 +289,7 @@ fn report(phase: &str, clients: usize, outcomes: &[Outcome], seconds: f64) {
         pct(0.5),
         pct(0.99),
         errors,
+        error_statuses,
         busy,
         refused_max,
         unavailable

@@ -6,6 +6,7 @@ pub const DEFAULT_FILTER: &str = "off,xdna_whisper=info,xtask=warn,whisper_model
 pub fn init() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .with_target(false)
         .with_env_filter(

@@ -243,15 +243,25 @@ pub fn cached_model(name: &str, cache: &Path) -> Option<PathBuf> {
     dir.join(MARKER).is_file().then_some(dir)
 }
 
-/// Resolves `--model`: an existing path is used as is; a known name is looked up in `cache` and,
-/// when `fetch_if_missing`, fetched on first use (logged at info level).
+/// Whether `--model NAME` means the directory `path` (= NAME, relative to where the command runs).
+fn path_wins(name: &str, path: &Path) -> bool {
+    let holds_checkpoint = ["model.bin", "model.safetensors"]
+        .iter()
+        .any(|f| path.join(f).is_file());
+    path.exists() && (known_model(name).is_none() || holds_checkpoint)
+}
+
+/// Resolves `--model`: a known name is looked up in `cache` and, when `fetch_if_missing`,
+/// fetched on first use (logged at info level); anything else is a checkpoint path. A known name
+/// is a path only when that directory holds a checkpoint, so that a stray `base/` directory
+/// where the command runs does not hide the model `base`.
 pub fn model_dir(
     name_or_path: &str,
     cache: &Path,
     fetch_if_missing: bool,
 ) -> Result<PathBuf, FetchError> {
     let as_path = Path::new(name_or_path);
-    if as_path.exists() {
+    if path_wins(name_or_path, as_path) {
         return Ok(as_path.to_path_buf());
     }
     let Some(model) = known_model(name_or_path) else {
@@ -704,6 +714,21 @@ mod tests {
                 assert!(sha.bytes().all(|b| b.is_ascii_hexdigit()));
             }
         }
+    }
+
+    #[test]
+    fn a_directory_named_like_a_model_is_used_only_if_it_holds_a_checkpoint() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("base");
+        std::fs::create_dir(&dir).unwrap();
+        assert!(
+            !path_wins("base", &dir),
+            "an empty base/ must not hide the model"
+        );
+        assert!(path_wins("my-checkpoint", &dir));
+        std::fs::write(dir.join("model.bin"), b"").unwrap();
+        assert!(path_wins("base", &dir));
+        assert!(!path_wins("base", &tmp.path().join("missing")));
     }
 
     #[test]

@@ -32,12 +32,10 @@ pub enum Error {
     NonFiniteSample { index: usize },
     #[error(transparent)]
     Audio(#[from] AudioError),
-    #[error("loading the model from {}: {source}", dir.display())]
-    Load {
-        dir: PathBuf,
-        #[source]
-        source: Box<Error>,
-    },
+    /// What failed while loading the checkpoint in `dir` (the message includes the cause, so
+    /// it is not repeated as an error source).
+    #[error("loading the model from {}: {error}", dir.display())]
+    Load { dir: PathBuf, error: Box<Error> },
     #[error("kernel table: {0}")]
     Kernels(String),
     #[error(transparent)]

@@ -52,7 +52,7 @@ impl Whisper {
         let dir = dir.as_ref();
         Self::load_inner(dir, opts).map_err(|e| Error::Load {
             dir: dir.to_path_buf(),
-            source: Box::new(e),
+            error: Box::new(e),
         })
     }
 

@@ -43,8 +43,14 @@ pub fn timed_out(seconds: u64) -> ApiError {
 }
 
 async fn handle(state: Arc<AppState>, req: Request, task: Task) -> Result<Response, ApiError> {
-    // Admission first: a full server answers at once, before reading the upload.
-    let admission = state.admit()?;
+    // Admission first: a full server answers at once, without queueing the upload for work.
+    let admission = match state.admit() {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            discard_body(req, state.config.max_upload_bytes + FORM_OVERHEAD).await;
+            return Err(refusal);
+        }
+    };
     let started = Instant::now();
     let deadline = started + state.config.request_timeout;
     let timeout_s = state.config.request_timeout.as_secs();
@@ -143,6 +149,24 @@ async fn handle(state: Arc<AppState>, req: Request, task: Task) -> Result<Respon
     );
     drop(guard);
     Ok(formats::respond(&transcript, format, task))
+}
+
+/// Reads and drops a refused request's body (up to `limit` bytes, for at most a few seconds):
+/// a server that answers while the client is still sending makes the connection reset, and
+/// most clients then report a network error instead of the 429.
+async fn discard_body(req: Request, limit: usize) {
+    use futures_util::StreamExt;
+    let mut body = req.into_body().into_data_stream();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        let mut seen = 0;
+        while let Some(Ok(chunk)) = body.next().await {
+            seen += chunk.len();
+            if seen > limit {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 fn model_object(id: &str) -> serde_json::Value {

@@ -128,6 +128,52 @@ async fn every_response_format() {
     }
 }
 
+/// `/v1/audio/translations` on a multilingual model: French speech comes back in English, and
+/// the same clip on `/transcriptions` stays French.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn translations_into_english() {
+    let Some(path) = clip("sr_french.wav") else {
+        return;
+    };
+    let audio = std::fs::read(path).unwrap();
+    let whisper = tokio::task::spawn_blocking(base).await.unwrap();
+    let server = TestServer::start_with(
+        whisper,
+        ServerConfig {
+            model_id: "base".into(),
+            ..config()
+        },
+    )
+    .await;
+    let r = post(
+        &server,
+        "/v1/audio/translations",
+        form(
+            &audio,
+            "fr.wav",
+            &[("model", "base"), ("response_format", "verbose_json")],
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["task"], "translate");
+    assert_eq!(v["language"], "french");
+    let english = v["text"].as_str().unwrap().to_lowercase();
+    assert!(english.contains("dictation"), "{v}");
+    let r = post(
+        &server,
+        "/v1/audio/transcriptions",
+        form(&audio, "fr.wav", &[]),
+    )
+    .await;
+    let french: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        french["text"].as_str().unwrap().contains("dictée"),
+        "{french}"
+    );
+}
+
 /// `stream=true`: data-only events, deltas that add up to the done event's text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_sent_events() {

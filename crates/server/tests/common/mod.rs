@@ -32,6 +32,21 @@ pub fn tiny_en() -> Arc<Whisper> {
     .clone()
 }
 
+/// Whisper base (multilingual) on the CPU, loaded once per test binary.
+pub fn base() -> Arc<Whisper> {
+    static W: OnceLock<Arc<Whisper>> = OnceLock::new();
+    W.get_or_init(|| {
+        let dir = whisper_fetch::model_dir("base", &whisper_fetch::default_cache_dir(), true)
+            .expect("model available (cargo xtask fetch-model base)");
+        let opts = LoadOptions {
+            backend: BackendKind::Cpu,
+            ..LoadOptions::default()
+        };
+        Arc::new(Whisper::load(dir, &opts).expect("base loads"))
+    })
+    .clone()
+}
+
 /// A clip of the shared speech data, or a loud skip.
 pub fn clip(name: &str) -> Option<PathBuf> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -69,6 +84,10 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(config: ServerConfig) -> TestServer {
         let whisper = tokio::task::spawn_blocking(tiny_en).await.unwrap();
+        Self::start_with(whisper, config).await
+    }
+
+    pub async fn start_with(whisper: Arc<Whisper>, config: ServerConfig) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
