@@ -117,10 +117,15 @@ fn english_clips_word_error_rate() {
         "beam-5 WER {:.2}% is worse than faster-whisper's 21.0%",
         100.0 * beam
     );
+    // NPU numerics round every kernel's output to bf16, which turns the last-bit differences
+    // of f32 sums into different bf16 values now and then; the gemm crate adds in another
+    // order on AVX-512 than on AVX2, so the NPU-numerics transcripts differ between machines by
+    // a few words (greedy, 424 words: 0.23 points from f32 on an AVX2 machine, 0.70 on an
+    // AVX-512 one). A kernel that skips or misplaces a rounding moves WER far more.
     for (what, npu, f32) in [("greedy", npu_greedy, greedy), ("beam 5", npu_beam, beam)] {
         assert!(
-            (npu - f32).abs() <= 0.005,
-            "{what}: NPU numerics WER {:.2}% is more than 0.5 points from f32's {:.2}%",
+            (npu - f32).abs() <= 0.01,
+            "{what}: NPU numerics WER {:.2}% is more than 1 point from f32's {:.2}%",
             100.0 * npu,
             100.0 * f32
         );
