@@ -1,5 +1,6 @@
 //! Reading rendered designs: tokens, ops, and the op tree with line numbers.
 
 pub mod ast;
+mod ops;
 pub mod parse;
 pub mod token;

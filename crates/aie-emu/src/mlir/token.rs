@@ -320,6 +320,11 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
+    /// Ignores the rest of the op (type annotations the emulator does not need).
+    pub fn skip_rest(&mut self) {
+        while self.next().is_some() {}
+    }
+
     pub fn done(&self) -> Result<(), String> {
         if self.at_end() {
             Ok(())
