@@ -105,14 +105,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
                     passed += 1;
                 } else {
                     failed += 1;
-                    let (i, cpu, rf) = c.worst.unwrap_or((0, f32::NAN, f32::NAN));
-                    println!(
-                        "    {}: {}; worst element {i}: cpu {cpu:e}, reference {rf:e} (rms {:.3e}, {} rounding flips)",
-                        spec.origin(),
-                        c.reason.as_deref().unwrap_or(""),
-                        c.rms,
-                        c.flips
-                    );
+                    print_failure(spec, c, "cpu", "");
                 }
             }
             Err(e) => {
@@ -161,14 +154,12 @@ fn run(args: Args) -> anyhow::Result<bool> {
                     emu_passed += 1;
                 } else {
                     emu_failed += 1;
-                    let (i, got, rf) = c.worst.unwrap_or((0, f32::NAN, f32::NAN));
-                    println!(
-                        "    {}: {}; worst element {i}: emulated {got:e}, reference {rf:e} (rms {:.3e}, {} rounding flips)",
-                        spec.origin(),
-                        c.reason.as_deref().unwrap_or(if must_be_exact { "not bit-exact where the numerics are defined exactly" } else { "" }),
-                        c.rms,
-                        c.flips
-                    );
+                    let why = if must_be_exact {
+                        "not bit-exact where the numerics are defined exactly"
+                    } else {
+                        ""
+                    };
+                    print_failure(spec, c, "emulated", why);
                 }
             }
             Err(e) => {
@@ -233,6 +224,23 @@ fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     Ok(failed == 0 && emu_failed == 0 && aie_failed == 0)
+}
+
+/// The detail line of a failed comparison: why, and the worst element (`label`: which side).
+fn print_failure(
+    spec: &kernel_spec::KernelSpec,
+    c: &kernel_verify::Comparison,
+    label: &str,
+    why: &str,
+) {
+    let (i, got, rf) = c.worst.unwrap_or((0, f32::NAN, f32::NAN));
+    println!(
+        "    {}: {}; worst element {i}: {label} {got:e}, reference {rf:e} (rms {:.3e}, {} rounding flips)",
+        spec.origin(),
+        c.reason.as_deref().unwrap_or(why),
+        c.rms,
+        c.flips
+    );
 }
 
 /// Entries whose NPU numerics are defined exactly: bf16 products (exact in f32) summed in k

@@ -288,7 +288,7 @@ impl Runtime {
         fits: impl Fn(&Layout) -> Result<(), String>,
     ) -> Result<Exec<'_>, RuntimeError> {
         let Some(dev) = &self.device else {
-            return Ok(Exec::Cpu(self.cpu_prec(call), self.cpu_estimate(call)));
+            return Ok(self.cpu_exec(call));
         };
         let family = call.family();
         let unfit = match self.kernels.select(call, |e| dev.supports(e)) {
@@ -331,7 +331,7 @@ impl Runtime {
                 ),
             }
         });
-        Ok(Exec::Cpu(self.cpu_prec(call), self.cpu_estimate(call)))
+        Ok(self.cpu_exec(call))
     }
 
     /// Runs `f` (pack, run, unpack) on an invocation of `entry` on the device backend.
@@ -359,24 +359,22 @@ impl Runtime {
         Ok(())
     }
 
-    /// The emulator's estimate (µs, recorded in the manifest by `build-kernels`) of the kernel
-    /// that would serve `call` on the NPU, when profiling; 0 without one.
-    fn cpu_estimate(&self, call: &Call) -> f64 {
-        if !self.cfg.profile {
-            return 0.0;
+    /// How `call` runs on the CPU: f32, or in NPU numerics the dtype of the entry that serves
+    /// it; with profiling, also that entry's emulated NPU time (µs, recorded in the manifest by
+    /// `build-kernels`; 0 without one). One table lookup serves both.
+    fn cpu_exec(&self, call: &Call) -> Exec<'_> {
+        if self.cfg.numerics == Numerics::F32 && !self.cfg.profile {
+            return Exec::Cpu(Prec::F32, 0.0);
         }
-        self.kernels
-            .select(call, |_| true)
+        let entry = self.kernels.select(call, |_| true);
+        let estimate = entry
+            .filter(|_| self.cfg.profile)
             .and_then(|e| e.emulated_us)
-            .unwrap_or(0.0)
-    }
-
-    /// The precision of `call` on the CPU: f32, or the matching kernel's dtype in NPU numerics.
-    fn cpu_prec(&self, call: &Call) -> Prec {
+            .unwrap_or(0.0);
         if self.cfg.numerics == Numerics::F32 {
-            return Prec::F32;
+            return Exec::Cpu(Prec::F32, estimate);
         }
-        match self.kernels.select(call, |_| true) {
+        let prec = match entry {
             Some(e) => e.prec(),
             None => {
                 self.kernels.warn_once("nospec", call, || {
@@ -388,7 +386,8 @@ impl Runtime {
                 });
                 Prec::Bf16
             }
-        }
+        };
+        Exec::Cpu(prec, estimate)
     }
 
     /// Runs `f` on the pool; with profiling, records its time and `estimate_us`, the

@@ -88,9 +88,11 @@ impl Conn {
             let start = self.clock.max(t);
             self.clock = start + n as f64 / self.bytes_per_cycle;
             scratch.clear();
-            read(&mut self.src, n, self.eb, s, scratch, self.clock);
+            read(&self.src, n, self.eb, s, scratch);
+            advance(&mut self.src, n, false, s, self.clock);
             for k in self.sinks.iter_mut() {
-                write(k, scratch, self.eb, s, self.clock);
+                write(k, scratch, self.eb, s);
+                advance(k, n, true, s, self.clock);
             }
             self.moved += n as u64;
             progressed = true;
@@ -98,87 +100,84 @@ impl Conn {
     }
 }
 
-fn read(side: &mut Side, n: usize, eb: usize, s: &mut Stores<'_, '_>, out: &mut Vec<u8>, now: f64) {
+/// Copies the next `n` stream bytes out of the source side.
+fn read(side: &Side, n: usize, eb: usize, s: &mut Stores<'_, '_>, out: &mut Vec<u8>) {
     match side {
         Side::Host { chan } => {
-            let c = &mut s.chans[*chan];
-            let task = c.queue.front_mut().expect("avail checked");
+            let task = s.chans[*chan].queue.front_mut().expect("avail checked");
             task.gather(s.host, n, out);
-            if task.pos == task.total {
-                c.finish(now, s.bd_done);
-            }
         }
         Side::Ring { ring, off, pat } => {
-            let r = &mut s.rings[*ring];
-            let bytes = r.obj_bytes;
-            let o = &mut r.objs[r.dma_ptr];
-            gather(o.bytes(bytes), pat, eb, *off, n, out);
-            *off += n;
-            if *off == bytes {
-                o.full = false;
-                o.t = now;
-                r.dma_ptr = (r.dma_ptr + 1) % r.objs.len();
-                *off = 0;
-            }
+            let r = &s.rings[*ring];
+            gather(r.objs[r.dma_ptr].bytes(r.obj_bytes), pat, eb, *off, n, out);
         }
         Side::Link { cur, pat } => {
-            let l = &mut s.links[cur.link];
-            let p = cur.piece();
-            let (start, len) = l.pieces[p];
-            let obj = l.objs[cur.slot].bytes(l.bytes);
-            let piece = &obj[start..start + len];
+            let l = &s.links[cur.link];
+            let (start, len) = l.pieces[cur.piece()];
+            let piece = &l.objs[cur.slot].bytes(l.bytes)[start..start + len];
             match pat {
                 Some(pat) => gather(piece, pat, eb, cur.off, n, out),
                 None => out.extend_from_slice(&piece[cur.off..cur.off + n]),
-            }
-            cur.off += n;
-            if cur.off == len {
-                l.full[cur.slot][p] = false;
-                l.t[cur.slot][p] = now;
-                cur.next_piece(l.objs.len());
             }
         }
     }
 }
 
-fn write(side: &mut Side, src: &[u8], eb: usize, s: &mut Stores<'_, '_>, now: f64) {
-    let n = src.len();
+/// Writes `src` as the next stream bytes of a destination side.
+fn write(side: &Side, src: &[u8], eb: usize, s: &mut Stores<'_, '_>) {
     match side {
         Side::Host { chan } => {
-            let c = &mut s.chans[*chan];
-            let task = c.queue.front_mut().expect("avail checked");
+            let task = s.chans[*chan].queue.front_mut().expect("avail checked");
             task.scatter(s.host, src);
-            if task.pos == task.total {
-                c.finish(now, s.bd_done);
-            }
         }
         Side::Ring { ring, off, pat } => {
             let r = &mut s.rings[*ring];
             let bytes = r.obj_bytes;
-            let o = &mut r.objs[r.dma_ptr];
-            scatter(o.bytes_mut(bytes), pat, eb, *off, src);
+            let ptr = r.dma_ptr;
+            scatter(r.objs[ptr].bytes_mut(bytes), pat, eb, *off, src);
+        }
+        Side::Link { cur, pat } => {
+            let l = &mut s.links[cur.link];
+            let (start, len) = l.pieces[cur.piece()];
+            let bytes = l.bytes;
+            let piece = &mut l.objs[cur.slot].bytes_mut(bytes)[start..start + len];
+            match pat {
+                Some(pat) => scatter(piece, pat, eb, cur.off, src),
+                None => piece[cur.off..cur.off + src.len()].copy_from_slice(src),
+            }
+        }
+    }
+}
+
+/// Moves a side past `n` bytes just read or written. A finished object (or link piece) becomes
+/// `full` (written by a destination) or free (read by the source) at cycle `now`; a finished
+/// host transfer completes its task.
+fn advance(side: &mut Side, n: usize, full: bool, s: &mut Stores<'_, '_>, now: f64) {
+    match side {
+        Side::Host { chan } => {
+            let c = &mut s.chans[*chan];
+            let task = c.queue.front().expect("avail checked");
+            if task.pos == task.total {
+                c.finish(now, s.bd_done);
+            }
+        }
+        Side::Ring { ring, off, .. } => {
+            let r = &mut s.rings[*ring];
             *off += n;
-            if *off == bytes {
-                o.full = true;
+            if *off == r.obj_bytes {
+                let o = &mut r.objs[r.dma_ptr];
+                o.full = full;
                 o.t = now;
                 r.dma_ptr = (r.dma_ptr + 1) % r.objs.len();
                 *off = 0;
             }
         }
-        Side::Link { cur, pat } => {
+        Side::Link { cur, .. } => {
             let l = &mut s.links[cur.link];
             let p = cur.piece();
-            let (start, len) = l.pieces[p];
-            let bytes = l.bytes;
-            let obj = l.objs[cur.slot].bytes_mut(bytes);
-            let piece = &mut obj[start..start + len];
-            match pat {
-                Some(pat) => scatter(piece, pat, eb, cur.off, src),
-                None => piece[cur.off..cur.off + n].copy_from_slice(src),
-            }
             cur.off += n;
-            if cur.off == len {
-                l.full[cur.slot][p] = true;
+            if cur.off == l.pieces[p].1 {
+                l.full[cur.slot][p] = full;
                 l.t[cur.slot][p] = now;
                 cur.next_piece(l.objs.len());
             }

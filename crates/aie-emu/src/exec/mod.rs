@@ -387,12 +387,11 @@ impl<'m, 'h> Run<'m, 'h> {
         let (line, what) = match &self.m.seq[self.pc] {
             SeqOp::Wait { fifo, line } => {
                 let c = &self.chans[self.chan_of[fifo]];
-                let why = if c.queue.iter().all(|t| !t.token) && !c.to_array {
-                    String::new()
-                } else if c.queue.iter().all(|t| !t.token) {
-                    " (no queued transfer on it issues a token: MM2S transfers need issue_token = true)".to_string()
+                // S2MM transfers always send a token; an MM2S one only with issue_token.
+                let why = if c.to_array && c.queue.iter().all(|t| !t.token) {
+                    " (no queued transfer on it issues a token: MM2S transfers need issue_token = true)"
                 } else {
-                    String::new()
+                    ""
                 };
                 (
                     *line,
