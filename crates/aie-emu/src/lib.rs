@@ -20,6 +20,11 @@ use std::path::{Path, PathBuf};
 pub use aie_kernels::{Elem, MemType};
 use kernel_spec::KernelSpec;
 
+/// Bumped by hand whenever the emulator's checks, core-function models or timing model change
+/// what it accepts or reports: kernel-build hashes it into every artifact, so a changed emulator
+/// re-emulates every design instead of trusting a record it did not write.
+pub const REVISION: u32 = 1;
+
 /// One runtime-sequence argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostArg {

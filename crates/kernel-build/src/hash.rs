@@ -2,7 +2,8 @@
 //!
 //! A kernel's hash is sha256 over, in this order, each field tagged and length-prefixed (so that no
 //! two different field lists can produce the same byte stream):
-//! 1. `generator`: this crate's version and [`GENERATOR_REVISION`] (the build procedure itself);
+//! 1. `generator`: this crate's version and [`GENERATOR_REVISION`] (the build procedure itself),
+//!    and the emulator's [`aie_emu::REVISION`] (every design is emulated and the record kept);
 //! 2. `device`: the device name the entry targets (`npu1`, `npu2`);
 //! 3. `spec`: `kernel_spec::canonical_form` of the entry (every key of the TOML entry);
 //! 4. `source`: for every template/source file the renderer read (`Rendered.inputs`), its path
@@ -34,7 +35,12 @@ pub fn generator_name() -> String {
 
 /// The generator identity that enters every hash.
 pub fn generator_identity() -> String {
-    format!("{} revision {}", generator_name(), GENERATOR_REVISION)
+    format!(
+        "{} revision {}, aie-emu revision {}",
+        generator_name(),
+        GENERATOR_REVISION,
+        aie_emu::REVISION
+    )
 }
 
 /// Everything that determines one kernel's artifact (see the module documentation).
