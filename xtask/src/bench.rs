@@ -13,7 +13,7 @@ use whisper_model::audio;
 use xdna_whisper::model_args::NumericsArg;
 use xdna_whisper::ModelArgs;
 
-const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
+pub const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,6 +31,13 @@ pub struct Args {
     /// time over the transcription, for npu1 and npu2 (an estimated real-time factor).
     #[arg(long)]
     pub npu_estimate: bool,
+    /// Batched long-form mode against faster-whisper's BatchedInferencePipeline, on a long
+    /// recording joined from the English clips (the files are not used).
+    #[arg(long, conflicts_with = "npu_estimate")]
+    pub batched: bool,
+    /// Windows per batch with --batched (faster-whisper's default: 8).
+    #[arg(long, default_value_t = 8, requires = "batched")]
+    pub batch_size: usize,
 }
 
 /// One system's run over the files.
@@ -50,6 +57,9 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     }
     if args.model.threads == 0 {
         args.model.threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    }
+    if args.batched {
+        return crate::bench_batched::run(&args);
     }
     let cache = args.model.cache();
     let model_dir = args.model.model_dir()?;

@@ -1,10 +1,13 @@
 //! `cargo xtask <command>`: the project's command line (see README.md).
 
 mod bench;
+mod bench_batched;
 mod bench_server;
 mod build_kernels;
 mod eval;
 mod fetch_model;
+mod fuzz;
+mod fuzz_seeds;
 mod llvm;
 mod npu_estimate;
 mod python;
@@ -40,6 +43,8 @@ enum Command {
     Bench(bench::Args),
     /// Load on `xdna-whisper serve`: requests/s, latency, errors, 429s and peak RSS.
     BenchServer(bench_server::Args),
+    /// Fuzz every parser of untrusted input (cargo-fuzz; see README "Fuzzing").
+    Fuzz(fuzz::Args),
     /// Run the whole test suite (installs LLVM/MLIR 22 and fetches the test models first).
     Test(test::Args),
 }
@@ -62,6 +67,7 @@ fn main() -> anyhow::Result<()> {
         Command::RunModel(args) => run_model::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Test(args) => test::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchServer(args) => bench_server::run(args),
     }

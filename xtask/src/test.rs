@@ -39,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         whisper_fetch::model_dir(name, &cache, true)
             .with_context(|| format!("fetching model {name} for the tests"))?;
     }
+    whisper_fetch::fetch_vad(&cache).context("fetching Silero VAD for the tests")?;
     // Optional: without it the numpy reference check skips (and is listed below as skipped).
     let numpy_python = python::venv(&cache, NUMPY)
         .map_err(|e| eprintln!("warning: no {NUMPY} for the log-mel reference check: {e:#}"))

@@ -9,6 +9,12 @@ use whisper_model::{
     BackendKind, KernelSource, LoadOptions, Numerics, Task, TranscribeOptions, Whisper,
 };
 
+/// The widest beam the command accepts: each beam holds its own KV cache, and Whisper's own
+/// default is 5; a typo such as `--beam-size 5000` should fail, not exhaust memory.
+pub const MAX_BEAM_SIZE: u64 = 64;
+/// The most threads `--threads` accepts (far above any machine this runs on).
+pub const MAX_THREADS: u64 = 1024;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct ModelArgs {
     /// Model name (tiny.en, base: fetched into the cache on first use) or a checkpoint directory
@@ -23,8 +29,9 @@ pub struct ModelArgs {
     /// f32: best accuracy. npu: round exactly where the NPU kernels round (bf16/int8).
     #[arg(long, value_enum, default_value = "f32")]
     pub numerics: NumericsArg,
-    /// Worker threads of the one pool the model runs on (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads of the one pool the model runs on (0 = all cores; at most 1024).
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_THREADS))]
     pub threads: usize,
     /// The NPU whose kernels to use (default: the detected NPU, else npu1; the emulator models
     /// this device).
@@ -35,8 +42,9 @@ pub struct ModelArgs {
     /// kernel specs built into this program.
     #[arg(long, value_name = "PATH")]
     pub kernels: Option<PathBuf>,
-    /// Beam size; 1 = greedy.
-    #[arg(long, default_value_t = 5)]
+    /// Beam size; 1 = greedy (at most 64).
+    #[arg(long, default_value_t = 5,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=MAX_BEAM_SIZE))]
     pub beam_size: usize,
     /// Spoken language code (e.g. en, de); detected when omitted on multilingual models.
     #[arg(long)]
@@ -56,6 +64,12 @@ pub struct ModelArgs {
     /// without the previous text as prompt).
     #[arg(long)]
     pub keep_prompt_copies: bool,
+    /// Time every word (json: each segment's `words`; srt/vtt: see --max-line-width,
+    /// --max-words-per-line, --highlight-words). Segments then end at their last word.
+    #[arg(long)]
+    pub word_timestamps: bool,
+    #[command(flatten)]
+    pub vad: crate::vad_args::VadArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -148,6 +162,8 @@ impl ModelArgs {
             initial_prompt: self.prompt.clone(),
             condition_on_previous_text: !self.no_condition_on_previous_text,
             redecode_prompt_copies: !self.keep_prompt_copies,
+            word_timestamps: self.word_timestamps,
+            vad: self.vad.options(),
             ..TranscribeOptions::default()
         };
         if self.no_fallback {
@@ -160,7 +176,12 @@ impl ModelArgs {
     /// `--language` fails before any audio is decoded).
     pub fn load(&self, profile: bool) -> anyhow::Result<(Whisper, TranscribeOptions)> {
         let dir = self.model_dir()?;
-        let whisper = Whisper::load(&dir, &self.load_options(profile))?;
+        let mut load = self.load_options(profile);
+        if self.vad.vad {
+            // Fetched like the models: into the cache, once.
+            load.vad_model = Some(whisper_fetch::vad_weights(&self.cache(), true)?);
+        }
+        let whisper = Whisper::load(&dir, &load)?;
         let options = whisper
             .check_options(&self.transcribe_options())
             .context("checking the decoding options")?;

@@ -20,23 +20,42 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Transcriptions that run at once (they share the model and its threads).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub workers: usize,
     /// Requests that may wait for a worker; past workers + queue, requests get 429 at once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1_000_000))]
     pub queue: usize,
-    /// Largest upload in MiB (413 above it).
-    #[arg(long, default_value_t = 25)]
+    /// Largest upload in MiB (413 above it; 1 to 4096).
+    #[arg(long, default_value_t = 25,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     pub max_upload_mb: usize,
     /// Longest audio in seconds (413 above it).
-    #[arg(long, default_value_t = 1800.0)]
+    #[arg(long, default_value_t = 1800.0, value_parser = positive_seconds)]
     pub max_audio_seconds: f64,
     /// Longest a request may take, upload included, in seconds.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=MAX_SECONDS))]
     pub request_timeout: u64,
     /// On Ctrl-C or SIGTERM, seconds running requests get to finish before they are cancelled.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=MAX_SECONDS))]
     pub shutdown_timeout: u64,
+}
+
+/// The longest time limit the server's flags accept (a day): `Duration` arithmetic on deadlines
+/// must not overflow, and a longer limit is surely a typo.
+const MAX_SECONDS: u64 = 24 * 3600;
+
+/// `--max-audio-seconds`: a finite number of seconds above 0, at most a day.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(v.is_finite() && v > 0.0 && v <= MAX_SECONDS as f64) {
+        return Err(format!("{s} is not in (0, {MAX_SECONDS}] seconds"));
+    }
+    Ok(v)
 }
 
 impl ServeArgs {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
-use whisper_model::output::render;
+use whisper_model::output::render_with;
 use whisper_model::{load_audio, CancelToken, Format, TranscribeOptions, Transcript, Whisper};
 
 use crate::ModelArgs;
@@ -32,6 +32,10 @@ pub struct TranscribeArgs {
     /// the time per kernel.
     #[arg(long)]
     pub profile: bool,
+    #[command(flatten)]
+    pub batched: crate::batched::BatchArgs,
+    #[command(flatten)]
+    pub subtitles: crate::subtitle_args::SubtitleArgs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -63,6 +67,9 @@ pub fn run(args: &TranscribeArgs) -> anyhow::Result<()> {
             args.files.len()
         );
     }
+    if let Some(batch_size) = args.batched.batch_size {
+        return crate::batched::run(args, batch_size);
+    }
     let t0 = Instant::now();
     let (whisper, options) = args.model.load(args.profile)?;
     let load_time = t0.elapsed();
@@ -74,7 +81,11 @@ pub fn run(args: &TranscribeArgs) -> anyhow::Result<()> {
     for (i, path) in args.files.iter().enumerate() {
         match transcribe_file(&whisper, &options, path, args) {
             Ok((transcript, timing)) => {
-                let text = render(&transcript, args.format.into());
+                let text = render_with(
+                    &transcript,
+                    args.format.into(),
+                    &args.subtitles.writer_options(),
+                );
                 write_transcript(args, i, path, &text)?;
                 if args.profile {
                     print_profile(&whisper, args, path, &transcript, load_time, &timing);
@@ -142,20 +153,20 @@ fn transcribe_file(
     ))
 }
 
-fn write_transcript(
+pub(crate) fn write_transcript(
     args: &TranscribeArgs,
     index: usize,
     path: &Path,
     text: &str,
 ) -> anyhow::Result<()> {
     if let Some(file) = &args.output {
-        return std::fs::write(file, text).with_context(|| format!("writing {}", file.display()));
+        return crate::atomic::write_atomic(file, text);
     }
     if let Some(dir) = &args.output_dir {
         let stem = path.file_stem().unwrap_or(path.as_os_str());
         let format: Format = args.format.into();
         let file = dir.join(stem).with_extension(format.name());
-        return std::fs::write(&file, text).with_context(|| format!("writing {}", file.display()));
+        return crate::atomic::write_atomic(&file, text);
     }
     let mut out = std::io::stdout().lock();
     if args.files.len() > 1 {

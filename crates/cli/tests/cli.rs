@@ -85,3 +85,48 @@ fn a_bad_option_fails_before_the_audio_is_read() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("at least one audio file"));
 }
+
+/// `--batch-size`: the files' VAD windows decoded together; each file gets its own transcript
+/// on its own timeline, and an unreadable file still fails alone.
+#[test]
+fn batched_mode_transcribes_several_files_together() {
+    let (Some(jfk), Some(other)) = (clip("jfk.wav"), clip("ps_librivox_0870.wav")) else {
+        return;
+    };
+    let out = tempfile::tempdir().unwrap();
+    let not_audio = out.path().join("notes.wav");
+    std::fs::write(&not_audio, "not a recording").unwrap();
+    let run = xdna_whisper()
+        .args([
+            "transcribe",
+            "--model",
+            "tiny.en",
+            "--beam-size",
+            "1",
+            "--batch-size",
+            "4",
+            "--format",
+            "json",
+        ])
+        .arg("--output-dir")
+        .arg(out.path())
+        .args([&jfk, &not_audio, &other])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "one file is not audio: {stderr}");
+    assert!(stderr.contains("1 of 3 files"), "{stderr}");
+    let jfk: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("jfk.json")).unwrap())
+            .unwrap();
+    let text = jfk["text"].as_str().unwrap();
+    assert!(text.contains("ask not what your country"), "{text}");
+    let segments = jfk["segments"].as_array().unwrap();
+    let end = segments.last().unwrap()["end"].as_f64().unwrap();
+    assert!(
+        end > 8.0 && end <= 11.0,
+        "JFK's speech ends near 11 s: {end}"
+    );
+    let other = std::fs::read_to_string(out.path().join("ps_librivox_0870.json")).unwrap();
+    assert!(other.contains("Dashwood"), "{other}");
+}

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use whisper_model::{audio, TranscribeOptions, Whisper};
+use whisper_model::{audio, BatchOptions, TranscribeOptions, Transcript, Whisper};
 
-use crate::{word_errors, Clip, EnglishTextNormalizer, WordErrors};
+use crate::{word_errors, Clip, EnglishTextNormalizer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
@@ -61,7 +61,6 @@ pub fn evaluate(
     mut on_clip: impl FnMut(&ClipResult),
 ) -> Result<EvalReport, EvalError> {
     let mut results = Vec::with_capacity(clips.len());
-    let mut total = WordErrors::default();
     for clip in clips {
         let samples = audio::load_audio(&clip.path)?;
         let start = Instant::now();
@@ -73,39 +72,88 @@ pub fn evaluate(
                     source: Box::new(source),
                 })?;
         let wall_seconds = start.elapsed().as_secs_f64();
-        let reference = normalizer.normalize(&clip.reference);
-        let hypothesis = normalizer.normalize(&transcript.text);
-        let r: Vec<&str> = reference.split_whitespace().collect();
-        let h: Vec<&str> = hypothesis.split_whitespace().collect();
-        let e = word_errors(&r, &h);
-        total += e;
-        let result = ClipResult {
-            file: clip.file.clone(),
-            reference,
-            hypothesis,
-            text: transcript.text,
-            tokens: transcript
-                .segments
-                .iter()
-                .flat_map(|s| s.tokens.iter().copied())
-                .collect(),
-            errors: e.errors(),
-            reference_words: e.ref_words,
-            audio_seconds: samples.len() as f64 / audio::SAMPLE_RATE as f64,
-            wall_seconds,
-        };
+        let result = score(clip, &transcript, normalizer, wall_seconds);
         on_clip(&result);
         results.push(result);
     }
-    let audio_seconds: f64 = results.iter().map(|r| r.audio_seconds).sum();
-    let wall_seconds: f64 = results.iter().map(|r| r.wall_seconds).sum();
-    Ok(EvalReport {
-        clips: results,
-        errors: total.errors(),
-        reference_words: total.ref_words,
-        wer: total.errors() as f64 / total.ref_words.max(1) as f64,
+    Ok(report(results))
+}
+
+/// [`evaluate`] in batched mode: every clip in one [`Whisper::transcribe_many`] call (windows of
+/// all clips decoded `batch.batch_size` at a time). Each clip's `wall_seconds` is its share of
+/// the run, by audio length.
+pub fn evaluate_batched(
+    whisper: &Whisper,
+    opts: &TranscribeOptions,
+    batch: &BatchOptions,
+    clips: &[Clip],
+    normalizer: &EnglishTextNormalizer,
+) -> Result<EvalReport, EvalError> {
+    let audio = clips
+        .iter()
+        .map(|c| audio::load_audio(&c.path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
+    let start = Instant::now();
+    let transcripts = whisper
+        .transcribe_many(&refs, opts, batch)
+        .map_err(|source| EvalError::Transcribe {
+            clip: format!("{} clips in batched mode", clips.len()),
+            source: Box::new(source),
+        })?;
+    let wall = start.elapsed().as_secs_f64();
+    let total: usize = audio.iter().map(Vec::len).sum();
+    let results = clips
+        .iter()
+        .zip(&transcripts)
+        .zip(&audio)
+        .map(|((clip, t), a)| score(clip, t, normalizer, wall * a.len() as f64 / total as f64))
+        .collect();
+    Ok(report(results))
+}
+
+/// One clip's transcript scored against its reference.
+fn score(
+    clip: &Clip,
+    transcript: &Transcript,
+    normalizer: &EnglishTextNormalizer,
+    wall_seconds: f64,
+) -> ClipResult {
+    let reference = normalizer.normalize(&clip.reference);
+    let hypothesis = normalizer.normalize(&transcript.text);
+    let r: Vec<&str> = reference.split_whitespace().collect();
+    let h: Vec<&str> = hypothesis.split_whitespace().collect();
+    let e = word_errors(&r, &h);
+    ClipResult {
+        file: clip.file.clone(),
+        reference,
+        hypothesis,
+        text: transcript.text.clone(),
+        tokens: transcript
+            .segments
+            .iter()
+            .flat_map(|s| s.tokens.iter().copied())
+            .collect(),
+        errors: e.errors(),
+        reference_words: e.ref_words,
+        audio_seconds: transcript.duration as f64,
+        wall_seconds,
+    }
+}
+
+/// Corpus totals of scored clips.
+fn report(clips: Vec<ClipResult>) -> EvalReport {
+    let errors: usize = clips.iter().map(|c| c.errors).sum();
+    let reference_words: usize = clips.iter().map(|c| c.reference_words).sum();
+    let audio_seconds: f64 = clips.iter().map(|r| r.audio_seconds).sum();
+    let wall_seconds: f64 = clips.iter().map(|r| r.wall_seconds).sum();
+    EvalReport {
+        clips,
+        errors,
+        reference_words,
+        wer: errors as f64 / reference_words.max(1) as f64,
         audio_seconds,
         wall_seconds,
         realtime_factor: audio_seconds / wall_seconds.max(1e-9),
-    })
+    }
 }

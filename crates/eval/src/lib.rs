@@ -8,7 +8,7 @@ mod numbers;
 mod pytext;
 pub mod wer;
 
-pub use evaluation::{evaluate, ClipResult, EvalError, EvalReport};
+pub use evaluation::{evaluate, evaluate_batched, ClipResult, EvalError, EvalReport};
 pub use manifest::{read_manifest, Clip, ManifestError};
 pub use normalizer::{
     english_json_in_sdist, BasicTextNormalizer, EnglishSpellingNormalizer, EnglishTextNormalizer,

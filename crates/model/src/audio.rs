@@ -4,8 +4,10 @@
 //! Output matches what `whisper.audio.load_audio` hands the model: mono `f32` at 16 kHz in
 //! `[-1, 1]` (Whisper clips through ffmpeg's 16-bit output; we clamp).
 
+mod header;
+
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 use std::path::{Path, PathBuf};
 
 use rubato::audioadapter::Adapter;
@@ -20,6 +22,11 @@ use symphonia::core::meta::MetadataOptions;
 
 /// Whisper's input sample rate.
 pub const SAMPLE_RATE: u32 = 16_000;
+
+/// The sample rates accepted for resampling: telephone-grade and below up to the highest rate
+/// audio interfaces record (768 kHz).
+const MIN_RATE_HZ: u32 = 1_000;
+const MAX_RATE_HZ: u32 = 768_000;
 
 /// Audio that may be lost to damaged packets or holes in a stream before the file counts as
 /// corrupt. Lossy streams (MP3 in particular) often carry an odd damaged frame that players
@@ -135,6 +142,18 @@ pub fn load_audio(path: &Path) -> Result<Vec<f32>, AudioError> {
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
+    let mut file = file;
+    let io_err = |source| AudioError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut prefix = Vec::with_capacity(header::PREFIX_BYTES);
+    (&mut file)
+        .take(header::PREFIX_BYTES as u64)
+        .read_to_end(&mut prefix)
+        .map_err(io_err)?;
+    header::check(&prefix, path)?;
+    file.rewind().map_err(io_err)?;
     decode_source(Box::new(file), hint, path)
 }
 
@@ -164,6 +183,7 @@ pub fn decode_audio_limited(
     if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
         hint.with_extension(ext);
     }
+    header::check(&bytes[..bytes.len().min(header::PREFIX_BYTES)], path)?;
     decode_source_limited(Box::new(io::Cursor::new(bytes)), hint, path, max_seconds)
 }
 
@@ -193,7 +213,17 @@ pub fn decode_audio_reader<R: Read + Send + Sync + 'static>(
             path: path.to_path_buf(),
         });
     }
-    let chained = io::Cursor::new(first).chain(reader);
+    // The start of the stream is read ahead for the header checks, then decoded with the rest.
+    let mut prefix = first[..1].to_vec();
+    (&mut reader)
+        .take(header::PREFIX_BYTES as u64 - 1)
+        .read_to_end(&mut prefix)
+        .map_err(|source| AudioError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    header::check(&prefix, path)?;
+    let chained = io::Cursor::new(prefix).chain(reader);
     decode_source(Box::new(ReadOnlySource::new(chained)), Hint::new(), path)
 }
 
@@ -565,8 +595,13 @@ fn resample(mono: &[f32], from_hz: u32, path: &Path) -> Result<Vec<f32>, AudioEr
         from_hz,
         detail,
     };
-    if from_hz == 0 {
-        return Err(err("the file declares a sample rate of 0 Hz".into()));
+    // The resampler's blocks grow with the rate (up to the whole rate for one coprime with
+    // 16 kHz): an absurd declared rate must not allocate gigabytes (found by fuzzing).
+    if !(MIN_RATE_HZ..=MAX_RATE_HZ).contains(&from_hz) {
+        return Err(err(format!(
+            "the file declares a sample rate of {from_hz} Hz; rates from {MIN_RATE_HZ} to \
+             {MAX_RATE_HZ} Hz are supported"
+        )));
     }
     let (block_in, _) = fft_block(from_hz);
     let mut resampler = Fft::<f32>::new_custom(

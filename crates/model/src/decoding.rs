@@ -310,7 +310,7 @@ impl<'a> DecoderContext<'a> {
 }
 
 /// Picks the best candidate by length-normalised log-probability (`MaximumLikelihoodRanker`).
-fn rank(candidates: &[(Vec<u32>, f32)], length_penalty: Option<f32>) -> usize {
+pub(crate) fn rank(candidates: &[(Vec<u32>, f32)], length_penalty: Option<f32>) -> usize {
     let score = |(tokens, lp): &(Vec<u32>, f32)| {
         let len = tokens.len() as f32;
         let penalty = match length_penalty {
@@ -336,21 +336,21 @@ pub fn compression_ratio(text: &str) -> f32 {
     bytes.len() as f32 / compressed.len() as f32
 }
 
-fn softmax_at(logits: &[f32], index: usize) -> f32 {
+pub(crate) fn softmax_at(logits: &[f32], index: usize) -> f32 {
     (logits[index] - math::log_sum_exp(logits)).exp()
 }
 
 /// Whisper's logit filters, applied to every row before a token is chosen.
-struct LogitFilters<'c, 'a> {
-    ctx: &'c DecoderContext<'a>,
-    sample_begin: usize,
-    suppress_blank: bool,
-    timestamps: bool,
-    max_initial_timestamp_index: u32,
+pub(crate) struct LogitFilters<'c, 'a> {
+    pub(crate) ctx: &'c DecoderContext<'a>,
+    pub(crate) sample_begin: usize,
+    pub(crate) suppress_blank: bool,
+    pub(crate) timestamps: bool,
+    pub(crate) max_initial_timestamp_index: u32,
 }
 
 impl LogitFilters<'_, '_> {
-    fn apply(&self, tokens: &[u32], logits: &mut [f32]) {
+    pub(crate) fn apply(&self, tokens: &[u32], logits: &mut [f32]) {
         let t = self.ctx.tokenizer;
         let at_begin = tokens.len() == self.sample_begin;
         // SuppressBlank: never start with a space or end-of-text.
@@ -419,21 +419,21 @@ impl LogitFilters<'_, '_> {
     }
 }
 
-enum Search {
+pub(crate) enum Search {
     Beam(BeamSearch),
     Sample(Box<Sampler>),
 }
 
 /// Greedy decoding (temperature 0) or sampling from the tempered distribution.
-struct Sampler {
-    temperature: f32,
-    rng: StdRng,
-    eot: u32,
+pub(crate) struct Sampler {
+    pub(crate) temperature: f32,
+    pub(crate) rng: StdRng,
+    pub(crate) eot: u32,
 }
 
 impl Sampler {
     /// Appends one token to every sequence; returns whether all have ended.
-    fn update(
+    pub(crate) fn update(
         &mut self,
         tokens: &mut [Vec<u32>],
         sum_logprobs: &mut [f32],
@@ -487,7 +487,7 @@ fn argmax(row: &[f32]) -> usize {
 
 /// Beam search (`BeamSearchDecoder`): keeps the `beam_size` likeliest unfinished sequences and
 /// collects finished ones until `beam_size × patience` have ended.
-struct BeamSearch {
+pub(crate) struct BeamSearch {
     beam_size: usize,
     max_candidates: usize,
     eot: u32,
@@ -495,7 +495,7 @@ struct BeamSearch {
 }
 
 impl BeamSearch {
-    fn new(beam_size: usize, patience: f32, eot: u32) -> Self {
+    pub(crate) fn new(beam_size: usize, patience: f32, eot: u32) -> Self {
         let max_candidates = ((beam_size as f32 * patience).round() as usize).max(1);
         BeamSearch {
             beam_size,
@@ -507,7 +507,7 @@ impl BeamSearch {
 
     /// Extends every beam by its best tokens, keeps the best `beam_size` unfinished sequences
     /// and returns, for each new beam, the index of the beam it came from.
-    fn update(
+    pub(crate) fn update(
         &mut self,
         tokens: &mut Vec<Vec<u32>>,
         sum_logprobs: &mut Vec<f32>,
@@ -556,12 +556,16 @@ impl BeamSearch {
         sources
     }
 
-    fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.finished.len() >= self.max_candidates
     }
 
     /// Finished sequences, topped up with the best unfinished beams when too few ended.
-    fn finalize(mut self, tokens: &[Vec<u32>], sum_logprobs: &[f32]) -> Vec<(Vec<u32>, f32)> {
+    pub(crate) fn finalize(
+        mut self,
+        tokens: &[Vec<u32>],
+        sum_logprobs: &[f32],
+    ) -> Vec<(Vec<u32>, f32)> {
         if self.finished.len() < self.beam_size {
             let mut order: Vec<usize> = (0..tokens.len()).collect();
             order.sort_by(|&a, &b| sum_logprobs[b].total_cmp(&sum_logprobs[a]));

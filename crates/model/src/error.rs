@@ -49,6 +49,17 @@ pub enum Error {
     /// The transcription's [`crate::CancelToken`] was cancelled.
     #[error("the transcription was cancelled")]
     Cancelled,
+    /// [`crate::TranscribeOptions::vad`] is set but the model was loaded without a VAD model.
+    #[error(
+        "VAD was asked for but no VAD model was loaded: set LoadOptions::vad_model to the Silero \
+         VAD file (whisper_fetch::vad_weights; `cargo xtask fetch-model silero-vad`)"
+    )]
+    NoVadModel,
+    #[error(transparent)]
+    Vad(#[from] whisper_vad::VadError),
+    /// One recording of several ([`crate::Whisper::transcribe_many`]) is unusable.
+    #[error("recording {index}: {error}")]
+    Recording { index: usize, error: Box<Error> },
 }
 
 impl From<ModelError> for Error {
@@ -74,6 +85,6 @@ impl Error {
                 | Error::NoAudio { .. }
                 | Error::NonFiniteSample { .. }
                 | Error::Audio(_)
-        )
+        ) || matches!(self, Error::Recording { error, .. } if error.is_bad_input())
     }
 }

@@ -9,7 +9,10 @@
 //! Hugging Face), the encoder/decoder network, decoding (greedy, beam search, temperature
 //! fallback, timestamp rules), long-form transcription and output formats.
 
+pub mod alignment;
 pub mod audio;
+pub mod batch;
+pub mod batched;
 pub mod cancel;
 pub mod decoding;
 pub mod error;
@@ -20,10 +23,13 @@ pub mod options;
 pub mod output;
 pub mod tokenizer;
 pub mod transcribe;
+mod vad;
 pub mod weights;
 pub mod whisper;
 
+pub use alignment::Word;
 pub use audio::{decode_audio_bytes, decode_audio_limited, load_audio, AudioError, SAMPLE_RATE};
+pub use batched::BatchOptions;
 pub use cancel::CancelToken;
 pub use error::Error;
 pub use npu_runtime::{BackendKind, Device, Numerics};
@@ -31,3 +37,4 @@ pub use options::{KernelSource, LoadOptions, Task, TranscribeOptions};
 pub use output::Format;
 pub use transcribe::{Segment, StageTimes, Transcript};
 pub use whisper::{SegmentStream, Whisper};
+pub use whisper_vad::{SileroVad, SpeechSpan, VadOptions};

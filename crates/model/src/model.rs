@@ -4,8 +4,11 @@
 //! `ResidualAttentionBlock`, `MultiHeadAttention`). Every matrix product, attention, LayerNorm and
 //! FFN goes through the [`Runtime`] kernel API, so the same code runs on the CPU and the NPU.
 
+use std::sync::Arc;
+
 use npu_runtime::{AttentionParams, Epilogue, Linear, Runtime, RuntimeError};
 
+use crate::alignment::CrossQk;
 use crate::cancel::CancelToken;
 use crate::weights::{Checkpoint, ModelDims, WeightsError};
 
@@ -80,6 +83,9 @@ pub struct Decoder {
 /// A loaded Whisper model whose weights are packed for the runtime's kernels.
 pub struct Network {
     pub dims: ModelDims,
+    /// Cross-attention heads (decoder layer, head) that follow the timing of speech: the
+    /// checkpoint's, else a known model's, else every head of the last half of the layers.
+    pub alignment_heads: Vec<(usize, usize)>,
     pub encoder: Encoder,
     pub decoder: Decoder,
 }
@@ -184,6 +190,7 @@ impl Network {
     /// Packs every weight of `ckpt` for the runtime. Tensors are moved out of the checkpoint.
     pub fn load(ckpt: &mut Checkpoint, rt: &Runtime) -> Result<Network, ModelError> {
         let dims = ckpt.dims;
+        let ckpt_heads = ckpt.generation.alignment_heads.clone();
         let mut ld = Loader { ckpt, rt };
         let (da, dt) = (dims.n_audio_state, dims.n_text_state);
 
@@ -215,8 +222,10 @@ impl Network {
                 .collect::<Result<_, _>>()?,
             ln: ld.norm("model.decoder.layer_norm", dt)?,
         };
+        let alignment_heads = crate::alignment::heads::resolve(&ckpt_heads, &dims);
         Ok(Network {
             dims,
+            alignment_heads,
             encoder,
             decoder,
         })
@@ -255,17 +264,40 @@ impl Encoder {
         mel: &[f32],
         cancel: &CancelToken,
     ) -> Result<Vec<f32>, ModelError> {
+        let mut out = self.forward_batch(rt, dims, &[mel], cancel)?;
+        Ok(out.remove(0))
+    }
+
+    /// Encodes several windows at once: their rows (`windows × n_audio_ctx`) go through every
+    /// product, LayerNorm and FFN together, so each weight is read once per batch; attention
+    /// stays within each window. Returns one `[n_audio_ctx, d_model]` output per window.
+    pub fn forward_batch(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        mels: &[&[f32]],
+        cancel: &CancelToken,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         let (n_mels, d, n_ctx) = (dims.n_mels, dims.n_audio_state, dims.n_audio_ctx);
         let n_frames = 2 * n_ctx;
-        assert_eq!(
-            mel.len(),
-            n_mels * n_frames,
-            "mel window must be n_mels x {n_frames}"
-        );
+        let batch = mels.len();
+        if batch == 0 {
+            return Ok(Vec::new());
+        }
+        for mel in mels {
+            assert_eq!(
+                mel.len(),
+                n_mels * n_frames,
+                "mel window must be n_mels x {n_frames}"
+            );
+        }
 
         // conv1: kernel 3, stride 1, padding 1, then GELU.
-        let patches = im2col(n_frames, n_frames, 1, n_mels, |t, c| mel[c * n_frames + t]);
-        let mut h1 = vec![0.0; n_frames * d];
+        let patches: Vec<f32> = mels
+            .iter()
+            .flat_map(|mel| im2col(n_frames, n_frames, 1, n_mels, |t, c| mel[c * n_frames + t]))
+            .collect();
+        let mut h1 = vec![0.0; batch * n_frames * d];
         let gelu = Epilogue {
             gelu: true,
             residual: None,
@@ -273,35 +305,44 @@ impl Encoder {
         rt.matmul(
             "encoder.conv1",
             &patches,
-            n_frames,
+            batch * n_frames,
             &self.conv1,
             gelu,
             &mut h1,
         )?;
+        drop(patches);
         // conv2: kernel 3, stride 2, padding 1, then GELU.
-        let patches = im2col(n_frames, n_ctx, 2, d, |t, c| h1[t * d + c]);
-        let mut x = vec![0.0; n_ctx * d];
+        let patches: Vec<f32> = h1
+            .chunks(n_frames * d)
+            .flat_map(|h| im2col(n_frames, n_ctx, 2, d, |t, c| h[t * d + c]))
+            .collect();
+        drop(h1);
+        let rows = batch * n_ctx;
+        let mut x = vec![0.0; rows * d];
         let gelu = Epilogue {
             gelu: true,
             residual: None,
         };
-        rt.matmul("encoder.conv2", &patches, n_ctx, &self.conv2, gelu, &mut x)?;
-        for (xi, pi) in x.iter_mut().zip(&self.positions) {
-            *xi += pi;
+        rt.matmul("encoder.conv2", &patches, rows, &self.conv2, gelu, &mut x)?;
+        drop(patches);
+        for window in x.chunks_mut(n_ctx * d) {
+            for (xi, pi) in window.iter_mut().zip(&self.positions) {
+                *xi += pi;
+            }
         }
 
-        let mut scratch = BlockScratch::new(n_ctx, d);
+        let mut scratch = BlockScratch::new(rows, d);
         for (i, block) in self.blocks.iter().enumerate() {
             if cancel.is_cancelled() {
                 return Err(ModelError::Cancelled);
             }
             let op = format!("encoder.{i}");
             block.self_attention_full(rt, &op, dims.n_audio_head, &mut x, n_ctx, &mut scratch)?;
-            block.mlp(rt, &op, &mut x, n_ctx, &mut scratch)?;
+            block.mlp(rt, &op, &mut x, rows, &mut scratch)?;
         }
-        let mut out = vec![0.0; n_ctx * d];
-        layernorm(rt, "encoder.ln_post", &x, n_ctx, &self.ln_post, &mut out)?;
-        Ok(out)
+        let mut out = vec![0.0; rows * d];
+        layernorm(rt, "encoder.ln_post", &x, rows, &self.ln_post, &mut out)?;
+        Ok(out.chunks(n_ctx * d).map(<[f32]>::to_vec).collect())
     }
 }
 
@@ -373,18 +414,20 @@ impl BlockScratch {
 }
 
 impl Block {
-    /// `x = x + attn(ln(x))` with full (non-causal) self-attention: the encoder's blocks.
+    /// `x = x + attn(ln(x))` with full (non-causal) self-attention within each `window` rows
+    /// of `x`: the encoder's blocks over a batch of windows.
     fn self_attention_full(
         &self,
         rt: &Runtime,
         op: &str,
         heads: usize,
         x: &mut [f32],
-        rows: usize,
+        window: usize,
         s: &mut BlockScratch,
     ) -> Result<(), ModelError> {
         let d = self.attn_ln.gamma.len();
-        let n = rows * d;
+        let n = x.len();
+        let rows = n / d;
         layernorm(
             rt,
             &format!("{op}.attn_ln"),
@@ -421,18 +464,21 @@ impl Block {
         let p = AttentionParams {
             heads,
             head_dim: d / heads,
-            q_len: rows,
-            kv_len: rows,
+            q_len: window,
+            kv_len: window,
             causal_offset: None,
         };
-        rt.attention(
-            &format!("{op}.attn"),
-            &s.q[..n],
-            &s.k[..n],
-            &s.v[..n],
-            p,
-            &mut s.attn[..n],
-        )?;
+        for w in (0..n).step_by(window * d) {
+            let r = w..w + window * d;
+            rt.attention(
+                &format!("{op}.attn"),
+                &s.q[r.clone()],
+                &s.k[r.clone()],
+                &s.v[r.clone()],
+                p,
+                &mut s.attn[r],
+            )?;
+        }
         s.tmp[..n].copy_from_slice(x);
         let res = Epilogue {
             gelu: false,
@@ -481,69 +527,126 @@ impl Block {
     }
 }
 
-/// Self-attention keys and values of every decoded position, per layer, for a batch of sequences
-/// (beams). Cross-attention keys and values are computed once per audio window.
+/// Cross-attention keys and values of one audio window, every layer (`[n_audio_ctx, d]` each):
+/// computed once per window and shared by every sequence (beam) decoding it.
+pub struct CrossKv {
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+/// The decoder's state for a batch of sequences: self-attention keys and values of every decoded
+/// position, per layer and sequence, and each sequence's window of cross-attention keys and
+/// values. Sequences of different windows (of one recording, of several files, or of unrelated
+/// transcriptions) share one [`Decoder::forward`] call; a window's beams share its [`CrossKv`].
 pub struct KvCache {
     /// `[layer][sequence]` → `[n_text_ctx, d]` keys and values.
     self_k: Vec<Vec<Vec<f32>>>,
     self_v: Vec<Vec<Vec<f32>>>,
-    /// `[layer]` → `[n_audio_ctx, d]`, shared by every sequence.
-    cross_k: Vec<Vec<f32>>,
-    cross_v: Vec<Vec<f32>>,
-    /// Positions filled in every sequence.
-    pub len: usize,
+    /// Each sequence's window.
+    cross: Vec<Arc<CrossKv>>,
+    /// Positions filled, per sequence.
+    lens: Vec<usize>,
     /// Rows each self-attention buffer holds (the text context).
     capacity_rows: usize,
     n_audio_ctx: usize,
 }
 
 impl KvCache {
+    /// An empty cache with one sequence per entry of `windows` (repeat an entry for beams).
+    pub fn new(dims: &ModelDims, windows: Vec<Arc<CrossKv>>) -> KvCache {
+        let layers = dims.n_text_layer;
+        let width = dims.n_text_ctx * dims.n_text_state;
+        let empty = || vec![vec![vec![0.0; width]; windows.len()]; layers];
+        KvCache {
+            self_k: empty(),
+            self_v: empty(),
+            lens: vec![0; windows.len()],
+            cross: windows,
+            capacity_rows: dims.n_text_ctx,
+            n_audio_ctx: dims.n_audio_ctx,
+        }
+    }
+
     /// Number of sequences (beams) held.
     pub fn batch(&self) -> usize {
-        self.self_k.first().map_or(0, Vec::len)
+        self.cross.len()
+    }
+
+    /// Positions filled in sequence `seq`.
+    pub fn seq_len(&self, seq: usize) -> usize {
+        self.lens[seq]
+    }
+
+    /// Cross-attention keys (`[n_audio_ctx, d]`) of sequence `seq`'s window at decoder `layer`.
+    pub fn cross_keys(&self, seq: usize, layer: usize) -> &[f32] {
+        &self.cross[seq].k[layer]
+    }
+
+    /// Appends the sequences of `other` (same model) after this cache's: how separately
+    /// started decodings join one batch.
+    pub fn append(&mut self, other: KvCache) {
+        assert_eq!(
+            (self.capacity_rows, self.n_audio_ctx),
+            (other.capacity_rows, other.n_audio_ctx),
+            "caches of different models"
+        );
+        for (mine, theirs) in self.self_k.iter_mut().zip(other.self_k) {
+            mine.extend(theirs);
+        }
+        for (mine, theirs) in self.self_v.iter_mut().zip(other.self_v) {
+            mine.extend(theirs);
+        }
+        self.cross.extend(other.cross);
+        self.lens.extend(other.lens);
     }
 
     /// Reorders and resizes the batch: sequence `i` of the result is a copy of `sources[i]`.
-    /// Used by beam search when beams are re-ranked. Only the filled positions are copied, and a
-    /// source used once is moved rather than copied.
+    /// Used by beam search when beams are re-ranked, and to drop finished sequences. Only the
+    /// filled positions are copied, and a source used once is moved rather than copied.
     pub fn reorder(&mut self, sources: &[usize]) {
-        let filled = self.len;
+        let mut remaining = vec![0usize; self.batch()];
+        for &s in sources {
+            remaining[s] += 1;
+        }
+        let lens = &self.lens;
         for layer in self.self_k.iter_mut().chain(self.self_v.iter_mut()) {
             let mut old: Vec<Vec<f32>> = std::mem::take(layer);
-            let width = old[0].len();
-            let mut remaining = vec![0usize; old.len()];
-            for &s in sources {
-                remaining[s] += 1;
-            }
-            let d = width / self.capacity_rows;
+            // Buffers of dropped sequences hold the copies: no allocation, and only the filled
+            // rows are written (rows past a sequence's length are never read).
+            let mut spare: Vec<Vec<f32>> = (0..old.len())
+                .filter(|&s| remaining[s] == 0)
+                .map(|s| std::mem::take(&mut old[s]))
+                .collect();
+            let mut left = remaining.clone();
             *layer = sources
                 .iter()
                 .map(|&s| {
-                    remaining[s] -= 1;
-                    if remaining[s] == 0 {
+                    left[s] -= 1;
+                    if left[s] == 0 {
                         std::mem::take(&mut old[s])
                     } else {
-                        let mut v = Vec::with_capacity(width);
-                        v.extend_from_slice(&old[s][..filled * d]);
-                        v.resize(width, 0.0);
+                        let width = old[s].len();
+                        let filled = lens[s] * (width / self.capacity_rows);
+                        let mut v = spare.pop().unwrap_or_else(|| vec![0.0; width]);
+                        v[..filled].copy_from_slice(&old[s][..filled]);
                         v
                     }
                 })
                 .collect();
         }
+        self.cross = sources.iter().map(|&s| self.cross[s].clone()).collect();
+        self.lens = sources.iter().map(|&s| self.lens[s]).collect();
     }
 }
 
 impl Decoder {
-    /// Computes the cross-attention keys and values of every layer for one window of encoder
-    /// output and returns an empty cache for `batch` sequences.
-    pub fn new_cache(
+    /// The cross-attention keys and values of every layer for one window of encoder output.
+    pub fn cross_kv(
         &self,
         rt: &Runtime,
         dims: &ModelDims,
         audio: &[f32],
-        batch: usize,
-    ) -> Result<KvCache, ModelError> {
+    ) -> Result<Arc<CrossKv>, ModelError> {
         let (d, n_audio) = (dims.n_text_state, dims.n_audio_ctx);
         let mut cross_k = Vec::with_capacity(self.blocks.len());
         let mut cross_v = Vec::with_capacity(self.blocks.len());
@@ -573,22 +676,30 @@ impl Decoder {
             cross_k.push(k);
             cross_v.push(v);
         }
-        let empty = || vec![vec![vec![0.0; dims.n_text_ctx * d]; batch]; self.blocks.len()];
-        Ok(KvCache {
-            self_k: empty(),
-            self_v: empty(),
-            cross_k,
-            cross_v,
-            len: 0,
-            capacity_rows: dims.n_text_ctx,
-            n_audio_ctx: n_audio,
-        })
+        Ok(Arc::new(CrossKv {
+            k: cross_k,
+            v: cross_v,
+        }))
     }
 
-    /// Runs `tokens` (`[batch][q_len]`, every sequence the same length) through the decoder at
-    /// positions `cache.len..cache.len + q_len`, appends their keys and values to the cache, and
-    /// returns the logits of the rows selected by `logit_rows` (indices into 0..q_len) of every
-    /// sequence: `[batch][logit_rows.len()][n_vocab]`, flattened.
+    /// Computes the cross-attention keys and values of every layer for one window of encoder
+    /// output and returns an empty cache for `batch` sequences.
+    pub fn new_cache(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        audio: &[f32],
+        batch: usize,
+    ) -> Result<KvCache, ModelError> {
+        let cross = self.cross_kv(rt, dims, audio)?;
+        Ok(KvCache::new(dims, vec![cross; batch]))
+    }
+
+    /// Runs `tokens` (`[batch][q_len]`, every sequence the same length) through the decoder, each
+    /// sequence at its next positions (`cache.seq_len(b)..+q_len`: sequences may be at different
+    /// positions), appends their keys and values to the cache, and returns the logits of the rows
+    /// selected by `logit_rows` (indices into 0..q_len) of every sequence:
+    /// `[batch][logit_rows.len()][n_vocab]`, flattened.
     pub fn forward(
         &self,
         rt: &Runtime,
@@ -596,6 +707,21 @@ impl Decoder {
         tokens: &[Vec<u32>],
         cache: &mut KvCache,
         logit_rows: &[usize],
+    ) -> Result<Vec<f32>, ModelError> {
+        self.forward_collect(rt, dims, tokens, cache, logit_rows, None)
+    }
+
+    /// [`Decoder::forward`], also recording the pre-softmax cross-attention logits of the heads
+    /// `qk` asks for (word timestamps). They are computed here on the CPU from the cross queries
+    /// and cached keys, so the runtime's attention kernel keeps returning outputs only.
+    pub fn forward_collect(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        tokens: &[Vec<u32>],
+        cache: &mut KvCache,
+        logit_rows: &[usize],
+        mut qk: Option<&mut CrossQk>,
     ) -> Result<Vec<f32>, ModelError> {
         let batch = tokens.len();
         assert_eq!(
@@ -605,12 +731,13 @@ impl Decoder {
         );
         let q_len = tokens[0].len();
         let (d, heads) = (dims.n_text_state, dims.n_text_head);
-        let offset = cache.len;
-        if offset + q_len > dims.n_text_ctx {
-            return Err(ModelError::ContextOverflow {
-                len: offset + q_len,
-                max: dims.n_text_ctx,
-            });
+        if let Some(&longest) = cache.lens.iter().max() {
+            if longest + q_len > dims.n_text_ctx {
+                return Err(ModelError::ContextOverflow {
+                    len: longest + q_len,
+                    max: dims.n_text_ctx,
+                });
+            }
         }
         let rows = batch * q_len;
         let n = rows * d;
@@ -618,6 +745,7 @@ impl Decoder {
         // Token embedding plus learned position embedding.
         let mut x = vec![0.0; n];
         for (b, seq) in tokens.iter().enumerate() {
+            let offset = cache.lens[b];
             assert_eq!(
                 seq.len(),
                 q_len,
@@ -672,6 +800,7 @@ impl Decoder {
                 &mut s.v[..n],
             )?;
             for b in 0..batch {
+                let offset = cache.lens[b];
                 let new = b * q_len * d..(b + 1) * q_len * d;
                 let slot = offset * d..(offset + q_len) * d;
                 cache.self_k[i][b][slot.clone()].copy_from_slice(&s.k[new.clone()]);
@@ -706,7 +835,8 @@ impl Decoder {
                 &mut x,
             )?;
 
-            // Cross-attention: every row of every sequence attends to the same audio features.
+            // Cross-attention: the rows of each run of sequences on one window attend to its audio
+            // features in one call.
             let (cross_ln, cross) = block
                 .cross
                 .as_ref()
@@ -727,21 +857,34 @@ impl Decoder {
                 Epilogue::default(),
                 &mut s.q[..n],
             )?;
-            let p = AttentionParams {
-                heads,
-                head_dim: hd,
-                q_len: rows,
-                kv_len: cache.n_audio_ctx,
-                causal_offset: None,
-            };
-            rt.attention(
-                &format!("{op}.cross"),
-                &s.q[..n],
-                &cache.cross_k[i],
-                &cache.cross_v[i],
-                p,
-                &mut s.attn[..n],
-            )?;
+            if let Some(qk) = qk.as_deref_mut() {
+                // Word timestamps align one sequence at a time: the first of the batch.
+                qk.record(i, &s.q[..q_len * d], q_len, cache.cross_keys(0, i), heads);
+            }
+            let mut first = 0;
+            while first < batch {
+                let window = &cache.cross[first];
+                let end = (first..batch)
+                    .find(|&b| !Arc::ptr_eq(&cache.cross[b], window))
+                    .unwrap_or(batch);
+                let p = AttentionParams {
+                    heads,
+                    head_dim: hd,
+                    q_len: (end - first) * q_len,
+                    kv_len: cache.n_audio_ctx,
+                    causal_offset: None,
+                };
+                let r = first * q_len * d..end * q_len * d;
+                rt.attention(
+                    &format!("{op}.cross"),
+                    &s.q[r.clone()],
+                    &window.k[i],
+                    &window.v[i],
+                    p,
+                    &mut s.attn[r],
+                )?;
+                first = end;
+            }
             s.tmp[..n].copy_from_slice(&x);
             let res = Epilogue {
                 gelu: false,
@@ -758,7 +901,9 @@ impl Decoder {
 
             block.mlp(rt, &op, &mut x, rows, &mut s)?;
         }
-        cache.len += q_len;
+        for len in &mut cache.lens {
+            *len += q_len;
+        }
 
         // Final LayerNorm and logits, only for the rows the caller asked for.
         let picked: Vec<f32> = (0..batch)

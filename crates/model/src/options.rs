@@ -29,6 +29,9 @@ pub struct LoadOptions {
     /// The NPU whose kernels serve calls (`None`: the detected NPU, else npu1; the emulator
     /// backend models this device).
     pub device: Option<Device>,
+    /// The Silero VAD model file (`whisper_fetch::vad_weights`) that [`TranscribeOptions::vad`]
+    /// needs; `None`: transcriptions asking for VAD fail with [`Error::NoVadModel`].
+    pub vad_model: Option<PathBuf>,
 }
 
 impl Default for LoadOptions {
@@ -41,6 +44,7 @@ impl Default for LoadOptions {
             allow_cpu_fallback: true,
             profile: false,
             device: None,
+            vad_model: None,
         }
     }
 }
@@ -97,6 +101,18 @@ pub struct TranscribeOptions {
     /// Text the first window is conditioned on, as if it had been said before the audio
     /// (spellings, names, style): openai-whisper's `initial_prompt`.
     pub initial_prompt: Option<String>,
+    /// Transcribe only the speech that Silero VAD finds (faster-whisper's `vad_filter`), with
+    /// these options; timestamps stay on the recording's timeline. Needs
+    /// [`LoadOptions::vad_model`].
+    pub vad: Option<whisper_vad::VadOptions>,
+    /// Time every word (cross-attention alignment and dynamic time warping, as openai-whisper's
+    /// `word_timestamps=True`): fills [`crate::Segment::words`]. Segments then end at their
+    /// last word, and the next window starts there.
+    pub word_timestamps: bool,
+    /// With word timestamps: punctuation that joins the word after it.
+    pub prepend_punctuations: String,
+    /// With word timestamps: punctuation that joins the word before it.
+    pub append_punctuations: String,
 }
 
 impl Default for TranscribeOptions {
@@ -119,6 +135,10 @@ impl Default for TranscribeOptions {
             suppress_blank: true,
             seed: 0,
             initial_prompt: None,
+            vad: None,
+            word_timestamps: false,
+            prepend_punctuations: crate::alignment::PREPEND_PUNCTUATIONS.to_string(),
+            append_punctuations: crate::alignment::APPEND_PUNCTUATIONS.to_string(),
         }
     }
 }
@@ -206,6 +226,15 @@ impl TranscribeOptions {
                 ),
             );
         }
+        if let Some(vad) = &self.vad {
+            vad.validate().map_err(|e| match e {
+                whisper_vad::VadError::InvalidOption { option, message } => Error::InvalidOption {
+                    option: "vad",
+                    message: format!("{option}: {message}"),
+                },
+                e => Error::Vad(e),
+            })?;
+        }
         if let Some(lang) = &self.language {
             if crate::tokenizer::language_code(lang).is_none() {
                 return Err(Error::UnknownLanguage(lang.clone()));
@@ -291,6 +320,16 @@ mod tests {
                     ..d()
                 },
                 "max_initial_timestamp",
+            ),
+            (
+                TranscribeOptions {
+                    vad: Some(whisper_vad::VadOptions {
+                        threshold: 1.5,
+                        ..Default::default()
+                    }),
+                    ..d()
+                },
+                "threshold",
             ),
             (
                 TranscribeOptions {

@@ -223,12 +223,14 @@ impl WhisperTokenizer {
             path: path.to_path_buf(),
             msg,
         };
+        // The syntax is checked here first: tokenizers panics (`expect("Helper")`) on some
+        // malformed JSON inside its `decoder` section (found by fuzzing, target `tokenizer`).
+        let mut json: Value =
+            serde_json::from_str(&text).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
         let inserts = missing_merges(&text);
         let tk = if inserts.is_empty() {
             Tokenizer::from_bytes(text.as_bytes())
         } else {
-            let mut json: Value =
-                serde_json::from_str(&text).map_err(|e| invalid(format!("invalid JSON: {e}")))?;
             let repaired = apply_merges(&mut json, inserts);
             // Expected for the pinned base wheel: informational, not a warning on every run.
             tracing::info!(

@@ -1,12 +1,13 @@
 //! Long-form transcription: 30-second windows over the whole file, each advanced to the last
 //! complete timestamp the decoder produced. Mirrors `transcribe()` in openai-whisper's
-//! `whisper/transcribe.py` (without word-level timestamps).
+//! `whisper/transcribe.py`, with its word-level timestamps (see [`crate::alignment`]).
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::alignment::{self, Word, WordClock};
 use crate::decoding::{DecodeResult, DecoderContext, TranscribeOptions};
 use crate::mel::{LogMel, Mel, HOP_LENGTH};
 use crate::model::ModelError;
@@ -15,7 +16,7 @@ use crate::model::ModelError;
 pub const FRAMES_PER_SECOND: usize = 100;
 
 /// One transcribed segment with its time span in seconds.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Segment {
     pub id: usize,
     /// Mel frame at which the window that produced this segment started.
@@ -28,6 +29,9 @@ pub struct Segment {
     pub avg_logprob: f32,
     pub compression_ratio: f32,
     pub no_speech_prob: f32,
+    /// Each word with its time span, with [`TranscribeOptions::word_timestamps`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<Word>,
 }
 
 /// A whole transcription.
@@ -142,6 +146,8 @@ pub struct Windows<'a, 'm> {
     all_tokens: Vec<u32>,
     prompt_reset_since: usize,
     seek: usize,
+    /// Where speech last ended, for word timestamps.
+    clock: WordClock,
     pub times: StageTimes,
 }
 
@@ -168,6 +174,7 @@ impl<'a, 'm> Windows<'a, 'm> {
             all_tokens,
             prompt_reset_since: 0,
             seek: 0,
+            clock: WordClock::default(),
             times: StageTimes::default(),
         }
     }
@@ -336,6 +343,30 @@ impl<'a, 'm> Windows<'a, 'm> {
             ));
             self.seek += segment_size;
         }
+        if opts.word_timestamps {
+            let start = Instant::now();
+            alignment::add_word_timestamps(
+                &ctx,
+                &features,
+                &self.sot_sequence,
+                self.language.as_deref().unwrap_or("en"),
+                &mut current,
+                segment_size,
+                (&opts.prepend_punctuations, &opts.append_punctuations),
+                &mut self.clock,
+            )?;
+            self.times.decoder += start.elapsed();
+            let last_end = alignment::last_word_end(&current);
+            if !single_timestamp_ending {
+                // Resume where the last word ended rather than at the last timestamp token.
+                if let Some(end) = last_end.filter(|&e| e > time_offset) {
+                    self.seek = (end * FRAMES_PER_SECOND as f32).round() as usize;
+                }
+            }
+            if let Some(end) = last_end {
+                self.clock.last_speech = end;
+            }
+        }
         if self.seek <= previous_seek {
             // Never loop on the same window.
             self.seek = previous_seek + segment_size;
@@ -348,6 +379,7 @@ impl<'a, 'm> Windows<'a, 'm> {
                 continue;
             }
             seg.end = seg.end.min(frames_to_s(content_frames).max(seg.start));
+            fit_words(&mut seg, frames_to_s(content_frames));
             seg.id = self.segments.len();
             self.all_tokens.extend_from_slice(&seg.tokens);
             self.segments.push(seg.clone());
@@ -409,6 +441,19 @@ const COPY_MIN_TOKENS: usize = 8;
 /// Share of a window's text that must be copied.
 const COPY_MIN_FRACTION: f32 = 0.6;
 
+/// Keeps a segment's words inside the audio and the segment around its words (openai-whisper
+/// lets a cut-back first or last word overhang its segment slightly).
+fn fit_words(seg: &mut Segment, duration: f32) {
+    for w in &mut seg.words {
+        w.end = w.end.min(duration);
+        w.start = w.start.min(w.end);
+    }
+    if let (Some(first), Some(last)) = (seg.words.first(), seg.words.last()) {
+        seg.start = seg.start.min(first.start);
+        seg.end = seg.end.max(last.end);
+    }
+}
+
 fn new_segment(
     ctx: &DecoderContext<'_>,
     seek: usize,
@@ -430,6 +475,7 @@ fn new_segment(
         avg_logprob: result.avg_logprob,
         compression_ratio: result.compression_ratio,
         no_speech_prob: result.no_speech_prob,
+        words: Vec::new(),
     }
 }
 

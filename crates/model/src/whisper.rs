@@ -7,6 +7,9 @@ use std::path::Path;
 
 use npu_runtime::{ProfileReport, Runtime, RuntimeConfig};
 
+use crate::batched::{
+    batched_vad_options, fixed_chunks, speech_chunks, transcribe_chunks, BatchOptions,
+};
 use crate::cancel::CancelToken;
 use crate::decoding::DecoderContext;
 use crate::error::Error;
@@ -36,6 +39,8 @@ pub struct Whisper {
     rt: Runtime,
     network: Network,
     tokenizer: WhisperTokenizer,
+    /// Silero VAD, when [`LoadOptions::vad_model`] names it.
+    vad: Option<whisper_vad::SileroVad>,
 }
 
 const _: fn() = || {
@@ -81,10 +86,16 @@ impl Whisper {
         let mut ckpt = Checkpoint::load(dir)?;
         let network = Network::load(&mut ckpt, &rt)?;
         let tokenizer = WhisperTokenizer::from_dir(dir)?;
+        let vad = opts
+            .vad_model
+            .as_ref()
+            .map(whisper_vad::SileroVad::load)
+            .transpose()?;
         Ok(Whisper {
             rt,
             network,
             tokenizer,
+            vad,
         })
     }
 
@@ -110,28 +121,106 @@ impl Whisper {
         cancel: &CancelToken,
     ) -> Result<SegmentStream<'_>, Error> {
         let opts = self.check_options(opts)?;
-        if samples.len() < HOP_LENGTH {
-            return Err(Error::NoAudio {
-                samples: samples.len(),
-            });
-        }
-        if let Some(index) = samples.iter().position(|s| !s.is_finite()) {
-            return Err(Error::NonFiniteSample { index });
-        }
+        check_samples(samples)?;
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
         let ctx = DecoderContext::new(&self.network, &self.rt, &self.tokenizer)
             .with_cancel(cancel.clone());
         let mut times = StageTimes::default();
-        let (mel, content_frames) = log_mel(&ctx, samples, &mut times);
+        let speech = crate::vad::speech_only(self.vad.as_ref(), samples, &opts)?;
+        let audio = speech.as_ref().map_or(samples, |s| s.audio.as_slice());
+        let (mel, content_frames) = log_mel(&ctx, audio, &mut times);
         let mut windows = Windows::new(ctx, Cow::Owned(mel), content_frames, &opts);
         windows.times = times;
         Ok(SegmentStream {
             windows,
             pending: VecDeque::new(),
             done: false,
+            speech,
         })
+    }
+
+    /// Transcribes one long recording in batched mode (faster-whisper's
+    /// `BatchedInferencePipeline`): cut into windows of at most 30 s, transcribed
+    /// `batch.batch_size` windows at a time, each window decoded once without the previous
+    /// window's text. Much faster than [`Whisper::transcribe`] on long audio; timestamps are on
+    /// the recording's timeline.
+    pub fn transcribe_batched(
+        &self,
+        samples: &[f32],
+        opts: &TranscribeOptions,
+        batch: &BatchOptions,
+    ) -> Result<Transcript, Error> {
+        let mut all = self.transcribe_many(&[samples], opts, batch)?;
+        Ok(all.remove(0))
+    }
+
+    /// Transcribes several recordings together in batched mode (see
+    /// [`Whisper::transcribe_batched`]): windows of different recordings share batches. Returns
+    /// one transcript per recording, in order. Every recording is checked before any work; an
+    /// unusable one is [`Error::Recording`] with its index.
+    pub fn transcribe_many(
+        &self,
+        recordings: &[&[f32]],
+        opts: &TranscribeOptions,
+        batch: &BatchOptions,
+    ) -> Result<Vec<Transcript>, Error> {
+        self.transcribe_many_cancellable(recordings, opts, batch, &CancelToken::new())
+    }
+
+    /// [`Whisper::transcribe_many`], stopping with [`Error::Cancelled`] within one decoding step
+    /// (or one encoder layer) once `cancel` is cancelled.
+    pub fn transcribe_many_cancellable(
+        &self,
+        recordings: &[&[f32]],
+        opts: &TranscribeOptions,
+        batch: &BatchOptions,
+        cancel: &CancelToken,
+    ) -> Result<Vec<Transcript>, Error> {
+        let opts = self.check_options(opts)?;
+        if opts.word_timestamps {
+            return Err(Error::InvalidOption {
+                option: "word_timestamps",
+                message: "not available in batched mode yet; transcribe without a batch size"
+                    .into(),
+            });
+        }
+        if batch.batch_size == 0 {
+            return Err(Error::InvalidOption {
+                option: "batch_size",
+                message: "must be at least 1 (windows decoded together)".into(),
+            });
+        }
+        for (index, samples) in recordings.iter().enumerate() {
+            check_samples(samples).map_err(|e| Error::Recording {
+                index,
+                error: Box::new(e),
+            })?;
+        }
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let ctx = DecoderContext::new(&self.network, &self.rt, &self.tokenizer)
+            .with_cancel(cancel.clone());
+        let chunks = match &opts.vad {
+            // Speech spans of at most one window, as faster-whisper's batched pipeline asks.
+            Some(vad_opts) => {
+                let vad = self.vad.as_ref().ok_or(Error::NoVadModel)?;
+                let vad_opts = whisper_vad::VadOptions {
+                    max_speech_duration_s: batched_vad_options().max_speech_duration_s,
+                    ..vad_opts.clone()
+                };
+                let mut chunks = Vec::new();
+                for (file, samples) in recordings.iter().enumerate() {
+                    let spans = self.rt.install(|| vad.speech_spans(samples, &vad_opts));
+                    chunks.extend(speech_chunks(file, &spans));
+                }
+                chunks
+            }
+            None => fixed_chunks(&recordings.iter().map(|r| r.len()).collect::<Vec<_>>()),
+        };
+        Ok(transcribe_chunks(&ctx, recordings, &chunks, &opts, batch)?)
     }
 
     /// Checks `opts` against this model and returns them with the language as a code (`German`
@@ -196,12 +285,27 @@ impl Whisper {
     }
 }
 
+/// Audio a transcription can use: at least one mel frame, every sample finite.
+fn check_samples(samples: &[f32]) -> Result<(), Error> {
+    if samples.len() < HOP_LENGTH {
+        return Err(Error::NoAudio {
+            samples: samples.len(),
+        });
+    }
+    if let Some(index) = samples.iter().position(|s| !s.is_finite()) {
+        return Err(Error::NonFiniteSample { index });
+    }
+    Ok(())
+}
+
 /// A transcription in progress ([`Whisper::transcribe_stream`]): an iterator over segments as
 /// they are decoded. After an error it ends.
 pub struct SegmentStream<'w> {
     windows: Windows<'w, 'static>,
     pending: VecDeque<Segment>,
     done: bool,
+    /// With VAD: the speech that is transcribed, and the way back to the recording's timeline.
+    speech: Option<crate::vad::SpeechOnly>,
 }
 
 impl SegmentStream<'_> {
@@ -212,7 +316,14 @@ impl SegmentStream<'_> {
 
     /// Seconds of audio.
     pub fn duration(&self) -> f32 {
-        self.windows.duration()
+        self.speech
+            .as_ref()
+            .map_or_else(|| self.windows.duration(), |s| s.duration)
+    }
+
+    /// With VAD: the speech spans that are transcribed (sample ranges of the recording).
+    pub fn speech_spans(&self) -> Option<&[whisper_vad::SpeechSpan]> {
+        self.speech.as_ref().map(|s| s.spans.as_slice())
     }
 
     /// Seconds of audio transcribed so far.
@@ -230,7 +341,11 @@ impl SegmentStream<'_> {
         for segment in &mut self {
             segment?;
         }
-        Ok(self.windows.finish())
+        let transcript = self.windows.finish();
+        Ok(match &self.speech {
+            Some(s) => s.restore_transcript(transcript),
+            None => transcript,
+        })
     }
 }
 
@@ -246,7 +361,12 @@ impl Iterator for SegmentStream<'_> {
                 return None;
             }
             match self.windows.next_window() {
-                Ok(Some(segments)) => self.pending.extend(segments),
+                Ok(Some(segments)) => match &self.speech {
+                    Some(s) => self
+                        .pending
+                        .extend(segments.into_iter().map(|g| s.restore(g))),
+                    None => self.pending.extend(segments),
+                },
                 Ok(None) => self.done = true,
                 Err(e) => {
                     self.done = true;

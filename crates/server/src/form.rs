@@ -1,9 +1,10 @@
 //! Reading the multipart body of a transcription request: the audio is taken chunk by chunk up
 //! to the upload limit, every other field up to a small limit; anything malformed is a 400.
 
+use axum::body::Body;
 use axum::extract::multipart::{Field, MultipartError};
-use axum::extract::Multipart;
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, Multipart};
+use axum::http::{header, Request, StatusCode};
 
 use crate::error::ApiError;
 
@@ -115,6 +116,32 @@ pub async fn read_form(multipart: &mut Multipart, max_upload: usize) -> Result<F
     Ok(form)
 }
 
+/// Reads a whole body held in memory, given its `Content-Type` header, as the transcription
+/// route reads a request (used by the fuzz target and tests of the form reader).
+pub async fn read_body(
+    content_type: &str,
+    body: Vec<u8>,
+    max_upload: usize,
+) -> Result<Form, ApiError> {
+    let malformed = |detail: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "expected a multipart/form-data body with the audio in a `file` field ({detail})"
+            ),
+        )
+        .code("malformed_body")
+    };
+    let req = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .map_err(|e| malformed(e.to_string()))?;
+    let mut multipart = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| malformed(e.to_string()))?;
+    read_form(&mut multipart, max_upload).await
+}
+
 /// A field's bytes, chunk by chunk; `Err(None)` once it exceeds `limit`.
 async fn read_limited(field: &mut Field<'_>, limit: usize) -> Result<Vec<u8>, Option<ApiError>> {
     let mut bytes = Vec::new();
@@ -125,4 +152,42 @@ async fn read_limited(field: &mut Field<'_>, limit: usize) -> Result<Vec<u8>, Op
         bytes.extend_from_slice(&chunk);
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CT: &str = "multipart/form-data; boundary=B";
+
+    fn body(file: &[u8]) -> Vec<u8> {
+        let mut b = b"--B\r\nContent-Disposition: form-data; name=\"model\"\r\n\r\nwhisper-1\r\n--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.wav\"\r\n\r\n".to_vec();
+        b.extend(file);
+        b.extend(b"\r\n--B--\r\n");
+        b
+    }
+
+    fn read(ct: &str, b: Vec<u8>, max: usize) -> Result<Form, ApiError> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(read_body(ct, b, max))
+    }
+
+    #[test]
+    fn bodies_parse_within_their_limits() {
+        let f = read(CT, body(b"RIFF1234"), 8).unwrap();
+        assert_eq!(f.model.as_deref(), Some("whisper-1"));
+        let up = f.file.unwrap();
+        assert_eq!(
+            (up.bytes.as_slice(), up.filename.as_str()),
+            (&b"RIFF1234"[..], "a.wav")
+        );
+        let e = read(CT, body(b"RIFF12345"), 8).err().unwrap();
+        assert_eq!(e.status, StatusCode::PAYLOAD_TOO_LARGE);
+        let e = read(CT, body(b"x")[..20].to_vec(), 8).err().unwrap();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        let e = read("text/plain", body(b"x"), 8).err().unwrap();
+        assert!(e.message.contains("multipart/form-data"), "{}", e.message);
+    }
 }

@@ -8,7 +8,7 @@ use whisper_model::output::{render, Format};
 use whisper_model::tokenizer::language_name;
 use whisper_model::{Task, Transcript};
 
-use crate::request::ResponseFormat;
+use crate::request::{Granularities, ResponseFormat};
 
 /// OpenAI's `usage` of audio models: seconds of input, rounded up.
 pub fn usage(duration: f32) -> serde_json::Value {
@@ -29,12 +29,25 @@ struct VerboseSegment<'a> {
     no_speech_prob: f64,
 }
 
+/// A word of `timestamp_granularities[]=word`, as OpenAI returns it (no leading space).
+#[derive(Serialize)]
+struct VerboseWord<'a> {
+    word: &'a str,
+    start: f64,
+    end: f64,
+}
+
 /// The f64 that prints like the f32 (7.54, not 7.539999961853027): `json!` widens f32 exactly.
 fn decimal(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::NAN)
 }
 
-pub fn respond(t: &Transcript, format: ResponseFormat, task: Task) -> Response {
+pub fn respond(
+    t: &Transcript,
+    format: ResponseFormat,
+    task: Task,
+    granularities: Granularities,
+) -> Response {
     let text = t.text.trim();
     match format {
         ResponseFormat::Json => {
@@ -60,16 +73,31 @@ pub fn respond(t: &Transcript, format: ResponseFormat, task: Task) -> Response {
                     no_speech_prob: decimal(s.no_speech_prob),
                 })
                 .collect();
-            axum::Json(json!({
+            let mut body = json!({
                 "task": task.name(),
                 // OpenAI names the language in English words here ("english").
                 "language": language_name(&t.language).unwrap_or(&t.language),
                 "duration": decimal(t.duration),
                 "text": text,
-                "segments": segments,
                 "usage": usage(t.duration),
-            }))
-            .into_response()
+            });
+            if granularities.segment {
+                body["segments"] = json!(segments);
+            }
+            if granularities.word {
+                let words: Vec<VerboseWord> = t
+                    .segments
+                    .iter()
+                    .flat_map(|s| &s.words)
+                    .map(|w| VerboseWord {
+                        word: w.word.trim(),
+                        start: decimal(w.start),
+                        end: decimal(w.end),
+                    })
+                    .collect();
+                body["words"] = json!(words);
+            }
+            axum::Json(body).into_response()
         }
     }
 }

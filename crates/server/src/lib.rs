@@ -7,7 +7,7 @@
 
 pub mod config;
 mod error;
-mod form;
+pub mod form;
 mod formats;
 mod request;
 mod routes;

@@ -42,11 +42,20 @@ impl ResponseFormat {
     }
 }
 
+/// The timestamps a `verbose_json` response carries (`timestamp_granularities[]`): segments
+/// unless only words are asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Granularities {
+    pub segment: bool,
+    pub word: bool,
+}
+
 /// A checked request.
 pub struct Job {
     pub upload: Upload,
     pub options: TranscribeOptions,
     pub format: ResponseFormat,
+    pub granularities: Granularities,
     /// Server-sent events of the text as it is decoded.
     pub stream: bool,
 }
@@ -98,19 +107,18 @@ pub fn parse(
             "stream=true sends text events; use response_format json or text with it",
         ));
     }
+    let mut granularities = Granularities {
+        segment: form.timestamp_granularities.is_empty(),
+        word: false,
+    };
     for g in &form.timestamp_granularities {
         match g.trim() {
-            "segment" => {}
-            "word" => {
-                return Err(ApiError::invalid(
-                    "timestamp_granularities[]",
-                    "word timestamps are not supported by this server; use segment",
-                ))
-            }
+            "segment" => granularities.segment = true,
+            "word" => granularities.word = true,
             other => {
                 return Err(ApiError::invalid(
                     "timestamp_granularities[]",
-                    format!("unknown timestamp granularity {other:?}; use segment"),
+                    format!("unknown timestamp granularity {other:?}; use segment or word"),
                 ))
             }
         }
@@ -129,6 +137,7 @@ pub fn parse(
             .map(|l| l.trim().to_string())
             .filter(|l| !l.is_empty()),
         initial_prompt: form.prompt.filter(|p| !p.trim().is_empty()),
+        word_timestamps: config.defaults.word_timestamps || granularities.word,
         ..config.defaults.clone()
     };
     if let Some(t) = &form.temperature {
@@ -153,6 +162,7 @@ pub fn parse(
         upload,
         options,
         format,
+        granularities,
         stream,
     })
 }

@@ -89,6 +89,7 @@ async fn handle(state: Arc<AppState>, req: Request, task: Task) -> Result<Respon
         upload,
         options,
         format,
+        granularities,
         stream,
     } = request::parse(form, task, &state.config, &state.whisper)?;
 
@@ -148,7 +149,7 @@ async fn handle(state: Arc<AppState>, req: Request, task: Task) -> Result<Respon
         transcript.language
     );
     drop(guard);
-    Ok(formats::respond(&transcript, format, task))
+    Ok(formats::respond(&transcript, format, task, granularities))
 }
 
 /// Reads and drops a refused request's body (up to `limit` bytes, for at most a few seconds):

@@ -303,7 +303,7 @@ async fn bad_inputs_get_their_status_and_message() {
         "jfk.wav",
         &[
             ("response_format", "verbose_json"),
-            ("timestamp_granularities[]", "word"),
+            ("timestamp_granularities[]", "character"),
         ],
     ))
     .await;
@@ -311,7 +311,7 @@ async fn bad_inputs_get_their_status_and_message() {
         r.status().as_u16(),
         &r.text().await.unwrap(),
         400,
-        "word timestamps are not supported",
+        "unknown timestamp granularity \"character\"",
         Some("timestamp_granularities[]"),
     );
 

@@ -13,6 +13,9 @@ use super::config::{ct2_generation, dims_from_slots};
 use super::{decode_raw, map_file, Checkpoint, DType, Format, Scale, Slot, WeightsError};
 
 const MAX_BINARY_VERSION: u32 = 6;
+/// The smallest variable record: an empty name (a 2-byte length and its NUL), rank 0, a dtype
+/// or item-size byte and a 4-byte count.
+const MIN_VAR_BYTES: usize = 9;
 /// CTranslate2's scale for int16 variables saved without one.
 const GLOBAL_INT16_SCALE: f32 = 1000.0;
 
@@ -125,6 +128,18 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Ct2Model, WeightsError> {
         }
     }
     let n_vars = r.u32(&|| "the variable count".into())?;
+    // A declared count is checked against the bytes left before anything is allocated for it:
+    // a 100-byte file must not reserve room for 4 billion variables.
+    let left = bytes.len() - r.pos;
+    if n_vars as usize > left / MIN_VAR_BYTES {
+        return Err(WeightsError::Truncated {
+            path: path.to_path_buf(),
+            what: format!("{n_vars} variables (each at least {MIN_VAR_BYTES} bytes)"),
+            offset: r.pos as u64,
+            need: u64::from(n_vars) * MIN_VAR_BYTES as u64,
+            len: bytes.len() as u64,
+        });
+    }
     let mut vars = HashMap::with_capacity(n_vars as usize);
     for i in 0..n_vars {
         let name = r.string(&|| format!("the name of variable {i}"))?;
@@ -134,7 +149,14 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Ct2Model, WeightsError> {
         for _ in 0..rank {
             shape.push(r.u32(&|| ctx("dimensions"))? as usize);
         }
-        let numel: usize = shape.iter().product();
+        let too_big = || WeightsError::Corrupt {
+            path: path.to_path_buf(),
+            msg: format!("variable {name} has shape {shape:?}, more elements than any file holds"),
+        };
+        let numel = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(too_big)?;
         let (dtype, nbytes) = if version >= 4 {
             let id = r.u8(&|| ctx("dtype"))?;
             let nbytes = r.u32(&|| ctx("byte count"))? as usize;
@@ -159,13 +181,13 @@ fn parse(bytes: &[u8], path: &Path) -> Result<Ct2Model, WeightsError> {
                     })
                 }
             };
-            (dtype, count * item as usize)
+            (dtype, count.checked_mul(item as usize).ok_or_else(too_big)?)
         };
-        if nbytes != numel * dtype.size() {
+        let need = numel.checked_mul(dtype.size()).ok_or_else(too_big)?;
+        if nbytes != need {
             return Err(r.corrupt(format!(
-                "variable {name} claims {nbytes} bytes but shape {shape:?} of {} needs {}",
+                "variable {name} claims {nbytes} bytes but shape {shape:?} of {} needs {need}",
                 dtype.name(),
-                numel * dtype.size()
             )));
         }
         let offset = r.pos;

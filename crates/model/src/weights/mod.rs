@@ -9,6 +9,7 @@
 mod config;
 mod ct2;
 mod safetensors;
+mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -91,6 +92,12 @@ pub enum WeightsError {
     MissingTensor { path: PathBuf, name: String },
     #[error("{}: tensor {name} was already taken from the checkpoint", path.display())]
     AlreadyTaken { path: PathBuf, name: String },
+    #[error(
+        "{} changed while the model was being loaded ({detail}): another process is writing the \
+         model directory (a fetch or a copy?); wait for it to finish and load the model again",
+        path.display()
+    )]
+    Changed { path: PathBuf, detail: String },
 }
 
 /// Element type of a stored tensor.
@@ -185,6 +192,25 @@ impl std::fmt::Debug for Checkpoint {
 impl Checkpoint {
     /// Loads the checkpoint in `dir`, detecting its format from the files present.
     pub fn load(dir: &Path) -> Result<Checkpoint, WeightsError> {
+        Self::load_observed(dir, || {})
+    }
+
+    /// [`Checkpoint::load`], calling `after_read` once everything is read and before the files
+    /// are checked for changes (tests change a file there).
+    pub(crate) fn load_observed(
+        dir: &Path,
+        after_read: impl FnOnce(),
+    ) -> Result<Checkpoint, WeightsError> {
+        let before = snapshot::Snapshot::take(dir);
+        let result = Self::load_unchecked(dir);
+        after_read();
+        // A change wins over the load's own outcome: an error caused by a half-written file is
+        // reported as what it is, with the fix (retry).
+        before.verify()?;
+        result
+    }
+
+    fn load_unchecked(dir: &Path) -> Result<Checkpoint, WeightsError> {
         if !dir.is_dir() {
             return Err(WeightsError::MissingDir {
                 dir: dir.to_path_buf(),

@@ -1,8 +1,13 @@
-//! Transcript output formats: plain text, SubRip (SRT), WebVTT and JSON.
+//! Transcript output formats: plain text, SubRip (SRT), WebVTT and JSON. With word timestamps,
+//! JSON carries every segment's words and the subtitle formats can be laid out from words
+//! ([`WriterOptions`]).
+
+pub mod subtitles;
 
 use std::fmt::Write;
 
 use crate::transcribe::Transcript;
+pub use subtitles::WriterOptions;
 
 /// A transcript output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +48,19 @@ impl std::str::FromStr for Format {
     }
 }
 
-/// Renders a transcript in `format`.
+/// Renders a transcript in `format`, subtitles one cue per segment.
 pub fn render(t: &Transcript, format: Format) -> String {
+    render_with(t, format, &WriterOptions::default())
+}
+
+/// Renders a transcript in `format`, laying subtitles out by `opts` when the transcript has
+/// word timestamps.
+pub fn render_with(t: &Transcript, format: Format, opts: &WriterOptions) -> String {
+    let cues = |decimal| {
+        subtitles::cues(t, opts, |a, b| {
+            timestamp(a, decimal) == timestamp(b, decimal)
+        })
+    };
     match format {
         Format::Txt => t
             .segments
@@ -53,27 +69,27 @@ pub fn render(t: &Transcript, format: Format) -> String {
             .collect(),
         Format::Srt => {
             let mut out = String::new();
-            for (i, s) in t.segments.iter().enumerate() {
+            for (i, c) in cues(',').iter().enumerate() {
                 let _ = write!(
                     out,
                     "{}\n{} --> {}\n{}\n\n",
                     i + 1,
-                    timestamp(s.start, ','),
-                    timestamp(s.end, ','),
-                    s.text.trim()
+                    timestamp(c.start, ','),
+                    timestamp(c.end, ','),
+                    c.text
                 );
             }
             out
         }
         Format::Vtt => {
             let mut out = String::from("WEBVTT\n\n");
-            for s in &t.segments {
+            for c in cues('.') {
                 let _ = write!(
                     out,
                     "{} --> {}\n{}\n\n",
-                    timestamp(s.start, '.'),
-                    timestamp(s.end, '.'),
-                    s.text.trim()
+                    timestamp(c.start, '.'),
+                    timestamp(c.end, '.'),
+                    c.text
                 );
             }
             out
@@ -106,6 +122,7 @@ mod tests {
             avg_logprob: -0.2,
             compression_ratio: 1.2,
             no_speech_prob: 0.01,
+            words: vec![],
         };
         Transcript {
             text: " Hello. World.".into(),

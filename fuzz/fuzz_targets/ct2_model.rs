@@ -1,0 +1,22 @@
+//! A CTranslate2 model directory: `config.json`, `vocabulary.txt` (absent when empty) and
+//! `model.bin`, loaded, then every tensor converted.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use whisper_model::weights::Checkpoint;
+use xdna_whisper_fuzz::{parts, put, scratch};
+
+fuzz_target!(|data: &[u8]| {
+    let [config, vocab, model] = parts::<3>(data);
+    let dir = scratch();
+    put(dir, "config.json", Some(config));
+    put(dir, "vocabulary.txt", (!vocab.is_empty()).then_some(vocab));
+    put(dir, "model.bin", Some(model));
+    if let Ok(ck) = Checkpoint::load(dir) {
+        for name in ck.names() {
+            if let Ok(t) = ck.get(&name) {
+                assert_eq!(t.numel(), t.data.len(), "{name}");
+            }
+        }
+    }
+});
