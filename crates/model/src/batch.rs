@@ -13,7 +13,7 @@ use std::sync::Arc;
 use rand::{rngs::StdRng, SeedableRng};
 
 use crate::decoding::{
-    compression_ratio, rank, softmax_at, BeamSearch, DecodeResult, DecoderContext, LogitFilters,
+    best_of_failed, passes, softmax_at, BeamSearch, DecodeResult, DecoderContext, LogitFilters,
     Sampler, Search, TranscribeOptions,
 };
 use crate::model::{CrossKv, KvCache, ModelError};
@@ -231,76 +231,14 @@ impl<'a> DecoderContext<'a> {
 
     /// The best candidate of a finished lane (as [`DecoderContext::decode`] picks it).
     fn lane_result(&self, lane: Lane, opts: &TranscribeOptions, temperature: f32) -> DecodeResult {
-        let t = self.tokenizer;
-        let sample_begin = lane.filters.sample_begin;
-        let candidates: Vec<(Vec<u32>, f32)> = match lane.search {
-            Search::Beam(b) => b.finalize(&lane.tokens, &lane.sum_logprobs),
-            Search::Sample(_) => lane.tokens.into_iter().zip(lane.sum_logprobs).collect(),
-        };
-        let candidates: Vec<(Vec<u32>, f32)> = candidates
-            .into_iter()
-            .map(|(seq, lp)| {
-                let sampled = &seq[sample_begin..];
-                let end = sampled
-                    .iter()
-                    .position(|&x| x == t.eot())
-                    .unwrap_or(sampled.len());
-                (sampled[..end].to_vec(), lp)
-            })
-            .collect();
-        let (tokens, sum_logprob) = candidates[rank(&candidates, opts.length_penalty)].clone();
-        let text = t.decode(&tokens);
-        DecodeResult {
-            avg_logprob: sum_logprob / (tokens.len() + 1) as f32,
-            compression_ratio: compression_ratio(text.trim()),
-            tokens,
-            sum_logprob,
-            no_speech_prob: lane.no_speech_prob,
+        self.best_candidate(
+            lane.search,
+            lane.tokens,
+            lane.sum_logprobs,
+            lane.filters.sample_begin,
+            lane.no_speech_prob,
+            opts,
             temperature,
-            text,
-        }
+        )
     }
-}
-
-/// Whether a result ends its window's fallback: it passes the compression-ratio and
-/// log-probability thresholds, or the window is silence (no retry).
-fn passes(opts: &TranscribeOptions, r: &DecodeResult) -> bool {
-    let too_repetitive = opts
-        .compression_ratio_threshold
-        .is_some_and(|th| r.compression_ratio > th);
-    let too_unlikely = opts.logprob_threshold.is_some_and(|th| r.avg_logprob < th);
-    let silent = opts
-        .no_speech_threshold
-        .is_some_and(|th| r.no_speech_prob > th)
-        && too_unlikely;
-    silent || (!too_repetitive && !too_unlikely)
-}
-
-/// When every temperature failed: the likeliest result that is not too repetitive (any result
-/// if all are), marked with the last temperature tried.
-fn best_of_failed(
-    opts: &TranscribeOptions,
-    tried: Vec<DecodeResult>,
-) -> Result<DecodeResult, ModelError> {
-    let last_temperature = tried.last().map_or(0.0, |r| r.temperature);
-    let not_repetitive: Vec<DecodeResult> = tried
-        .iter()
-        .filter(|r| {
-            !opts
-                .compression_ratio_threshold
-                .is_some_and(|th| r.compression_ratio > th)
-        })
-        .cloned()
-        .collect();
-    let pool = if not_repetitive.is_empty() {
-        tried
-    } else {
-        not_repetitive
-    };
-    let mut best = pool
-        .into_iter()
-        .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
-        .ok_or(ModelError::NoTemperatures)?;
-    best.temperature = last_temperature;
-    Ok(best)
 }

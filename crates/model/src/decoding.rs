@@ -138,40 +138,15 @@ impl<'a> DecoderContext<'a> {
         if opts.temperatures.is_empty() {
             return Err(ModelError::NoTemperatures);
         }
-        let mut all = Vec::new();
-        let mut not_repetitive = Vec::new();
+        let mut tried = Vec::new();
         for &temperature in &opts.temperatures {
             let r = self.decode(audio, prompt, sot_sequence, opts, temperature)?;
-            let too_repetitive = opts
-                .compression_ratio_threshold
-                .is_some_and(|th| r.compression_ratio > th);
-            let too_unlikely = opts.logprob_threshold.is_some_and(|th| r.avg_logprob < th);
-            // Silence: no retry; the caller skips the window.
-            let silent = opts
-                .no_speech_threshold
-                .is_some_and(|th| r.no_speech_prob > th)
-                && too_unlikely;
-            if silent || (!too_repetitive && !too_unlikely) {
+            if passes(opts, &r) {
                 return Ok(r);
             }
-            if !too_repetitive {
-                not_repetitive.push(r.clone());
-            }
-            all.push(r);
+            tried.push(r);
         }
-        let last_temperature = all.last().map_or(0.0, |r| r.temperature);
-        let pool = if not_repetitive.is_empty() {
-            all
-        } else {
-            not_repetitive
-        };
-        let mut best = pool
-            .into_iter()
-            .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
-            .ok_or(ModelError::NoTemperatures)?;
-        // The final temperature decides whether the next window is conditioned on this one.
-        best.temperature = last_temperature;
-        Ok(best)
+        best_of_failed(opts, tried)
     }
 
     /// Decodes one window at one temperature.
@@ -274,14 +249,34 @@ impl<'a> DecoderContext<'a> {
                 .forward(self.rt, dims, &next, &mut cache, &[0])?;
         }
 
-        // Candidates: sampled tokens up to (not including) end-of-text, with their scores.
+        Ok(self.best_candidate(
+            search,
+            tokens,
+            sum_logprobs,
+            sample_begin,
+            no_speech_prob,
+            opts,
+            temperature,
+        ))
+    }
+
+    /// The result of a finished search: its candidates cut at end-of-text, ranked
+    /// (`MaximumLikelihoodRanker`), the best one with its scores.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn best_candidate(
+        &self,
+        search: Search,
+        tokens: Vec<Vec<u32>>,
+        sum_logprobs: Vec<f32>,
+        sample_begin: usize,
+        no_speech_prob: f32,
+        opts: &TranscribeOptions,
+        temperature: f32,
+    ) -> DecodeResult {
+        let t = self.tokenizer;
         let candidates: Vec<(Vec<u32>, f32)> = match search {
             Search::Beam(b) => b.finalize(&tokens, &sum_logprobs),
-            Search::Sample(_) => tokens
-                .iter()
-                .cloned()
-                .zip(sum_logprobs.iter().copied())
-                .collect(),
+            Search::Sample(_) => tokens.into_iter().zip(sum_logprobs).collect(),
         };
         let candidates: Vec<(Vec<u32>, f32)> = candidates
             .into_iter()
@@ -294,10 +289,9 @@ impl<'a> DecoderContext<'a> {
                 (sampled[..end].to_vec(), lp)
             })
             .collect();
-        let best = rank(&candidates, opts.length_penalty);
-        let (tokens, sum_logprob) = candidates[best].clone();
+        let (tokens, sum_logprob) = candidates[rank(&candidates, opts.length_penalty)].clone();
         let text = t.decode(&tokens);
-        Ok(DecodeResult {
+        DecodeResult {
             avg_logprob: sum_logprob / (tokens.len() + 1) as f32,
             compression_ratio: compression_ratio(text.trim()),
             tokens,
@@ -305,12 +299,52 @@ impl<'a> DecoderContext<'a> {
             no_speech_prob,
             temperature,
             text,
-        })
+        }
     }
 }
 
+/// Whether a result ends its window's fallback: it passes the compression-ratio and
+/// log-probability thresholds, or the window is silence (no retry; the caller skips it).
+pub(crate) fn passes(opts: &TranscribeOptions, r: &DecodeResult) -> bool {
+    let too_repetitive = opts
+        .compression_ratio_threshold
+        .is_some_and(|th| r.compression_ratio > th);
+    let too_unlikely = opts.logprob_threshold.is_some_and(|th| r.avg_logprob < th);
+    let silent = opts
+        .no_speech_threshold
+        .is_some_and(|th| r.no_speech_prob > th)
+        && too_unlikely;
+    silent || (!too_repetitive && !too_unlikely)
+}
+
+/// When every temperature failed: the likeliest result that is not too repetitive (any result
+/// if all are), marked with the last temperature tried, which decides whether the next window
+/// is conditioned on this one.
+pub(crate) fn best_of_failed(
+    opts: &TranscribeOptions,
+    tried: Vec<DecodeResult>,
+) -> Result<DecodeResult, ModelError> {
+    let last_temperature = tried.last().map_or(0.0, |r| r.temperature);
+    let (not_repetitive, repetitive): (Vec<_>, Vec<_>) = tried.into_iter().partition(|r| {
+        !opts
+            .compression_ratio_threshold
+            .is_some_and(|th| r.compression_ratio > th)
+    });
+    let pool = if not_repetitive.is_empty() {
+        repetitive
+    } else {
+        not_repetitive
+    };
+    let mut best = pool
+        .into_iter()
+        .max_by(|a, b| a.avg_logprob.total_cmp(&b.avg_logprob))
+        .ok_or(ModelError::NoTemperatures)?;
+    best.temperature = last_temperature;
+    Ok(best)
+}
+
 /// Picks the best candidate by length-normalised log-probability (`MaximumLikelihoodRanker`).
-pub(crate) fn rank(candidates: &[(Vec<u32>, f32)], length_penalty: Option<f32>) -> usize {
+fn rank(candidates: &[(Vec<u32>, f32)], length_penalty: Option<f32>) -> usize {
     let score = |(tokens, lp): &(Vec<u32>, f32)| {
         let len = tokens.len() as f32;
         let penalty = match length_penalty {
