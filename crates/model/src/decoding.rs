@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use npu_runtime::{math, Runtime};
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, Rng};
 
+use crate::batch::BatchWindow;
 use crate::cancel::CancelToken;
 use crate::model::{ModelError, Network};
 pub use crate::options::{Task, TranscribeOptions};
@@ -135,18 +136,10 @@ impl<'a> DecoderContext<'a> {
         sot_sequence: &[u32],
         opts: &TranscribeOptions,
     ) -> Result<DecodeResult, ModelError> {
-        if opts.temperatures.is_empty() {
-            return Err(ModelError::NoTemperatures);
-        }
-        let mut tried = Vec::new();
-        for &temperature in &opts.temperatures {
-            let r = self.decode(audio, prompt, sot_sequence, opts, temperature)?;
-            if passes(opts, &r) {
-                return Ok(r);
-            }
-            tried.push(r);
-        }
-        best_of_failed(opts, tried)
+        let window = self.window(audio, prompt, sot_sequence)?;
+        Ok(self
+            .decode_batch_with_fallback(std::slice::from_ref(&window), opts)?
+            .remove(0))
     }
 
     /// Decodes one window at one temperature.
@@ -158,106 +151,25 @@ impl<'a> DecoderContext<'a> {
         opts: &TranscribeOptions,
         temperature: f32,
     ) -> Result<DecodeResult, ModelError> {
-        let t = self.tokenizer;
-        let dims = &self.model.dims;
-        let sample_len = dims.n_text_ctx / 2;
+        let window = self.window(audio, prompt, sot_sequence)?;
+        Ok(self
+            .decode_batch(std::slice::from_ref(&window), opts, temperature)?
+            .remove(0))
+    }
 
-        // Initial tokens: previous text (at most half the context) then the SOT sequence.
-        let mut initial = Vec::new();
-        if !prompt.is_empty() {
-            initial.push(t.sot_prev());
-            let keep = (dims.n_text_ctx / 2 - 1).min(prompt.len());
-            initial.extend_from_slice(&prompt[prompt.len() - keep..]);
-        }
-        let sot_index = initial.len();
-        initial.extend_from_slice(sot_sequence);
-        if opts.without_timestamps {
-            initial.push(t.no_timestamps());
-        }
-        let sample_begin = initial.len();
-
-        let beam = temperature == 0.0 && opts.beam_size > 1;
-        let n_group = if beam {
-            opts.beam_size
-        } else if temperature > 0.0 {
-            opts.best_of.max(1)
-        } else {
-            1
-        };
-
-        // The prompt is the same for every sequence: run it once, then copy the cache.
-        let mut cache = self.model.decoder.new_cache(self.rt, dims, audio, 1)?;
-        let first = self.model.decoder.forward(
-            self.rt,
-            dims,
-            &[initial.clone()],
-            &mut cache,
-            &[sot_index, sample_begin - 1],
-        )?;
-        let v = dims.n_vocab;
-        let no_speech_prob = softmax_at(&first[..v], t.no_speech() as usize);
-        let first_logits = first[v..2 * v].to_vec();
-        cache.reorder(&vec![0; n_group]);
-
-        let filters = LogitFilters {
-            ctx: self,
-            sample_begin,
-            suppress_blank: opts.suppress_blank,
-            timestamps: !opts.without_timestamps,
-            max_initial_timestamp_index: (opts.max_initial_timestamp / 0.02).round() as u32,
-        };
-        let mut search = if beam {
-            Search::Beam(BeamSearch::new(opts.beam_size, opts.patience, t.eot()))
-        } else {
-            Search::Sample(Box::new(Sampler {
-                temperature,
-                rng: StdRng::seed_from_u64(opts.seed),
-                eot: t.eot(),
-            }))
-        };
-
-        let mut tokens: Vec<Vec<u32>> = vec![initial.clone(); n_group];
-        let mut sum_logprobs = vec![0.0f32; n_group];
-        let mut logits: Vec<f32> = first_logits.repeat(n_group);
-        for step in 0..sample_len {
-            self.check_cancelled()?;
-            for (k, row) in logits.chunks_mut(v).enumerate() {
-                filters.apply(&tokens[k], row);
-            }
-            let finished = match &mut search {
-                Search::Beam(b) => {
-                    let sources = b.update(&mut tokens, &mut sum_logprobs, &logits, v);
-                    cache.reorder(&sources);
-                    b.is_done()
-                }
-                Search::Sample(s) => s.update(&mut tokens, &mut sum_logprobs, &logits, v),
-            };
-            if finished
-                || tokens.is_empty()
-                || tokens[0].len() >= dims.n_text_ctx
-                || step + 1 == sample_len
-            {
-                break;
-            }
-            let next: Vec<Vec<u32>> = tokens
-                .iter()
-                .map(|seq| vec![*seq.last().unwrap()])
-                .collect();
-            logits = self
-                .model
-                .decoder
-                .forward(self.rt, dims, &next, &mut cache, &[0])?;
-        }
-
-        Ok(self.best_candidate(
-            search,
-            tokens,
-            sum_logprobs,
-            sample_begin,
-            no_speech_prob,
-            opts,
-            temperature,
-        ))
+    /// One window to decode: the cross-attention keys and values of its encoder output
+    /// (computed once for every temperature tried), its prompt and SOT sequence.
+    fn window(
+        &self,
+        audio: &[f32],
+        prompt: &[u32],
+        sot_sequence: &[u32],
+    ) -> Result<BatchWindow, ModelError> {
+        Ok(BatchWindow {
+            cross: self.model.decoder.cross_kv(self.rt, &self.model.dims, audio)?,
+            prompt: prompt.to_vec(),
+            sot_sequence: sot_sequence.to_vec(),
+        })
     }
 
     /// The result of a finished search: its candidates cut at end-of-text, ranked
