@@ -166,7 +166,10 @@ impl<'a> DecoderContext<'a> {
         sot_sequence: &[u32],
     ) -> Result<BatchWindow, ModelError> {
         Ok(BatchWindow {
-            cross: self.model.decoder.cross_kv(self.rt, &self.model.dims, audio)?,
+            cross: self
+                .model
+                .decoder
+                .cross_kv(self.rt, &self.model.dims, audio)?,
             prompt: prompt.to_vec(),
             sot_sequence: sot_sequence.to_vec(),
         })
