@@ -29,6 +29,10 @@ pub struct ModelArgs {
     /// f32: best accuracy. npu: round exactly where the NPU kernels round (bf16/int8).
     #[arg(long, value_enum, default_value = "f32")]
     pub numerics: NumericsArg,
+    /// How the CPU computes (with --numerics f32): f32 is the accuracy reference; int8 uses
+    /// int8 weights and is faster.
+    #[arg(long, default_value = "f32", value_parser = parse_compute_type)]
+    pub compute_type: whisper_model::ComputeType,
     /// Worker threads of the one pool the model runs on (0 = all cores; at most 1024).
     #[arg(long, default_value_t = 0,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_THREADS))]
@@ -144,6 +148,7 @@ impl ModelArgs {
                 DeviceArg::Npu1 => whisper_model::Device::Npu1,
                 DeviceArg::Npu2 => whisper_model::Device::Npu2,
             }),
+            compute_type: self.compute_type,
             threads: self.threads,
             kernels,
             profile,
@@ -187,4 +192,8 @@ impl ModelArgs {
             .context("checking the decoding options")?;
         Ok((whisper, options))
     }
+}
+
+fn parse_compute_type(s: &str) -> Result<whisper_model::ComputeType, String> {
+    s.parse()
 }

@@ -32,7 +32,7 @@ pub use audio::{decode_audio_bytes, decode_audio_limited, load_audio, AudioError
 pub use batched::BatchOptions;
 pub use cancel::CancelToken;
 pub use error::Error;
-pub use npu_runtime::{BackendKind, Device, Numerics};
+pub use npu_runtime::{BackendKind, ComputeType, Device, Numerics};
 pub use options::{KernelSource, LoadOptions, Task, TranscribeOptions};
 pub use output::Format;
 pub use transcribe::{Segment, StageTimes, Transcript};

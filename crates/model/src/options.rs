@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use npu_runtime::{BackendKind, Device, Numerics};
+use npu_runtime::{BackendKind, ComputeType, Device, Numerics};
 
 use crate::error::Error;
 
@@ -17,6 +17,9 @@ pub struct LoadOptions {
     pub backend: BackendKind,
     /// `F32`: best accuracy. `Npu`: round exactly where the NPU kernels round.
     pub numerics: Numerics,
+    /// How the CPU computes with `Numerics::F32`: `F32` (the accuracy reference) or `Int8`
+    /// (int8 weights, faster; see [`ComputeType`]). Ignored in NPU numerics.
+    pub compute_type: ComputeType,
     /// Worker threads of the one pool every kernel and the log-mel run on; 0 = one per core.
     pub threads: usize,
     /// Where the kernel table comes from (it decides the precision of each call in NPU numerics,
@@ -39,6 +42,7 @@ impl Default for LoadOptions {
         LoadOptions {
             backend: BackendKind::Auto,
             numerics: Numerics::F32,
+            compute_type: ComputeType::F32,
             threads: 0,
             kernels: KernelSource::BuiltIn,
             allow_cpu_fallback: true,

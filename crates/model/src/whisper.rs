@@ -65,6 +65,7 @@ impl Whisper {
         let cfg = RuntimeConfig {
             backend: opts.backend,
             numerics: opts.numerics,
+            compute: opts.compute_type,
             threads: opts.threads,
             manifest: None,
             allow_cpu_fallback: opts.allow_cpu_fallback,

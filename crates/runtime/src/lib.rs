@@ -9,6 +9,7 @@
 #![allow(clippy::too_many_arguments)]
 
 mod builtin;
+mod compute;
 mod cpu;
 mod device;
 mod emu;
@@ -24,6 +25,7 @@ mod profile;
 use std::path::PathBuf;
 use std::time::Instant;
 
+pub use compute::ComputeType;
 pub use cpu::matmul::Linear;
 pub use device::DeviceKernelStat;
 pub use error::RuntimeError;
@@ -78,6 +80,8 @@ pub struct RuntimeConfig {
     pub device: Option<Device>,
     /// The kernel dtype preferred when entries of several dtypes serve a call.
     pub prefer_dtype: Dtype,
+    /// How the CPU computes with `Numerics::F32` (ignored in NPU numerics and on devices).
+    pub compute: ComputeType,
 }
 
 impl Default for RuntimeConfig {
@@ -91,6 +95,7 @@ impl Default for RuntimeConfig {
             profile: false,
             device: None,
             prefer_dtype: Dtype::Bf16,
+            compute: ComputeType::F32,
         }
     }
 }
@@ -263,6 +268,15 @@ impl Runtime {
 
     pub fn numerics(&self) -> Numerics {
         self.cfg.numerics
+    }
+
+    /// The CPU compute type in effect: the configured one with `Numerics::F32`, else f32
+    /// (NPU numerics round where the kernels round).
+    pub fn compute(&self) -> ComputeType {
+        match self.cfg.numerics {
+            Numerics::F32 => self.cfg.compute,
+            Numerics::Npu => ComputeType::F32,
+        }
     }
 
     pub fn config(&self) -> &RuntimeConfig {
