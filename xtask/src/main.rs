@@ -2,8 +2,11 @@
 
 mod bench;
 mod bench_batched;
+mod bench_child;
+mod bench_process;
 mod bench_server;
 mod build_kernels;
+mod cpu;
 mod eval;
 mod fetch_model;
 mod fuzz;
@@ -41,6 +44,9 @@ enum Command {
     Eval(eval::Args),
     /// Measure our real-time factor against faster-whisper on the same files and threads.
     Bench(bench::Args),
+    /// One system's side of `bench`, in a process of its own (used by `bench`).
+    #[command(hide = true)]
+    BenchChild(bench::Args),
     /// Load on `xdna-whisper serve`: requests/s, latency, errors, 429s and peak RSS.
     BenchServer(bench_server::Args),
     /// Fuzz every parser of untrusted input (cargo-fuzz; see README "Fuzzing").
@@ -69,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         Command::Test(args) => test::run(args),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::BenchChild(args) => bench_child::run(args),
         Command::BenchServer(args) => bench_server::run(args),
     }
 }

@@ -77,6 +77,9 @@ pub fn run(args: &TranscribeArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
 
+    if args.files.len() > 1 && !args.profile {
+        return crate::multi_file::run(args, &whisper, &options);
+    }
     let mut failed = Vec::new();
     for (i, path) in args.files.iter().enumerate() {
         match transcribe_file(&whisper, &options, path, args) {

@@ -17,6 +17,7 @@ use crate::decoding::{
     Sampler, Search, TranscribeOptions,
 };
 use crate::model::{CrossKv, KvCache, ModelError};
+use crate::step_batcher::StepBatcher;
 
 /// One window to decode in a batch: its audio (as cross-attention keys and values) and the
 /// tokens it starts from.
@@ -180,6 +181,7 @@ impl<'a> DecoderContext<'a> {
 
         // The cache holds the active lanes' sequences in lane order.
         let mut active: Vec<usize> = (0..windows.len()).collect();
+        let _merging = self.steps.map(StepBatcher::enter_loop);
         while !active.is_empty() {
             self.check_cancelled()?;
             let mut keep = Vec::new();
@@ -220,7 +222,10 @@ impl<'a> DecoderContext<'a> {
                 break;
             }
             cache.reorder(&keep);
-            logits = decoder.forward(rt, dims, &next, &mut cache, &[0])?;
+            logits = match self.steps {
+                Some(steps) => steps.step(rt, decoder, dims, &next, &mut cache)?,
+                None => decoder.forward(rt, dims, &next, &mut cache, &[0])?,
+            };
         }
 
         Ok(lanes

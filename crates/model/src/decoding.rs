@@ -15,6 +15,7 @@ use crate::batch::BatchWindow;
 use crate::cancel::CancelToken;
 use crate::model::{ModelError, Network};
 pub use crate::options::{Task, TranscribeOptions};
+use crate::step_batcher::StepBatcher;
 use crate::tokenizer::WhisperTokenizer;
 
 /// The result of decoding one window.
@@ -41,6 +42,8 @@ pub struct DecoderContext<'a> {
     suppress: Vec<u32>,
     blank: Vec<u32>,
     cancel: CancelToken,
+    /// Merges this context's decoding steps with concurrent transcriptions' (`None`: alone).
+    pub(crate) steps: Option<&'a StepBatcher>,
 }
 
 impl<'a> DecoderContext<'a> {
@@ -69,11 +72,18 @@ impl<'a> DecoderContext<'a> {
             suppress,
             blank,
             cancel: CancelToken::new(),
+            steps: None,
         }
     }
 
     /// The same context, stopping with [`ModelError::Cancelled`] once `cancel` is cancelled
     /// (checked before every decoding step).
+    /// Shares this context's decoding steps with the other contexts of `steps`.
+    pub fn with_step_batcher(mut self, steps: &'a StepBatcher) -> Self {
+        self.steps = Some(steps);
+        self
+    }
+
     pub fn with_cancel(mut self, cancel: CancelToken) -> Self {
         self.cancel = cancel;
         self

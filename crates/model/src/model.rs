@@ -4,9 +4,11 @@
 //! `ResidualAttentionBlock`, `MultiHeadAttention`). Every matrix product, attention, LayerNorm and
 //! FFN goes through the [`Runtime`] kernel API, so the same code runs on the CPU and the NPU.
 
+use crate::embedding::TokenEmbedding;
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use npu_runtime::{AttentionParams, Epilogue, Linear, Runtime, RuntimeError};
+use npu_runtime::{AttentionParams, Epilogue, KvTensor, Linear, Runtime, RuntimeError, SeqKv};
 
 use crate::alignment::CrossQk;
 use crate::cancel::CancelToken;
@@ -34,6 +36,10 @@ pub enum ModelError {
     Cancelled,
     #[error("no temperature to decode at: give at least one (0 = greedy or beam search)")]
     NoTemperatures,
+    /// A decoding step merged with other transcriptions' steps failed (the message is the
+    /// underlying error's).
+    #[error("a decoding step shared with other transcriptions failed: {0}")]
+    MergedStep(String),
 }
 
 /// LayerNorm weights (`weight`, `bias` in the checkpoint).
@@ -73,7 +79,7 @@ pub struct Encoder {
 /// `TextDecoder`: token and learned position embeddings, blocks with cross-attention, final
 /// LayerNorm, and logits against the (tied) token embedding.
 pub struct Decoder {
-    token_embedding: Vec<f32>,
+    token_embedding: TokenEmbedding,
     lm_head: Linear,
     positions: Vec<f32>,
     blocks: Vec<Block>,
@@ -207,9 +213,8 @@ impl Network {
             ln_post: ld.norm("model.encoder.layer_norm", da)?,
         };
 
-        let token_embedding =
-            ld.tensor("model.decoder.embed_tokens.weight", &[dims.n_vocab, dt])?;
-        let lm_head = rt.linear(token_embedding.clone(), None, dt, dims.n_vocab);
+        let table = ld.tensor("model.decoder.embed_tokens.weight", &[dims.n_vocab, dt])?;
+        let (token_embedding, lm_head) = TokenEmbedding::with_lm_head(rt, table, dt);
         let decoder = Decoder {
             token_embedding,
             lm_head,
@@ -528,10 +533,11 @@ impl Block {
 }
 
 /// Cross-attention keys and values of one audio window, every layer (`[n_audio_ctx, d]` each):
-/// computed once per window and shared by every sequence (beam) decoding it.
+/// computed once per window and shared by every sequence (beam) decoding it. Stored as the
+/// runtime chooses ([`Runtime::kv_tensor`]: f16 with the int8 compute type).
 pub struct CrossKv {
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    k: Vec<KvTensor>,
+    v: Vec<KvTensor>,
 }
 
 /// The decoder's state for a batch of sequences: self-attention keys and values of every decoded
@@ -577,9 +583,10 @@ impl KvCache {
         self.lens[seq]
     }
 
-    /// Cross-attention keys (`[n_audio_ctx, d]`) of sequence `seq`'s window at decoder `layer`.
-    pub fn cross_keys(&self, seq: usize, layer: usize) -> &[f32] {
-        &self.cross[seq].k[layer]
+    /// Cross-attention keys (`[n_audio_ctx, d]`) of sequence `seq`'s window at decoder `layer`
+    /// (converted to f32 if stored as f16).
+    pub fn cross_keys(&self, seq: usize, layer: usize) -> Cow<'_, [f32]> {
+        self.cross[seq].k[layer].to_f32()
     }
 
     /// Appends the sequences of `other` (same model) after this cache's: how separately
@@ -598,6 +605,19 @@ impl KvCache {
         }
         self.cross.extend(other.cross);
         self.lens.extend(other.lens);
+    }
+
+    /// Splits the sequences `at..` off into a cache of their own (the inverse of
+    /// [`KvCache::append`]).
+    pub fn split_off(&mut self, at: usize) -> KvCache {
+        KvCache {
+            self_k: self.self_k.iter_mut().map(|l| l.split_off(at)).collect(),
+            self_v: self.self_v.iter_mut().map(|l| l.split_off(at)).collect(),
+            cross: self.cross.split_off(at),
+            lens: self.lens.split_off(at),
+            capacity_rows: self.capacity_rows,
+            n_audio_ctx: self.n_audio_ctx,
+        }
     }
 
     /// Reorders and resizes the batch: sequence `i` of the result is a copy of `sources[i]`.
@@ -673,8 +693,8 @@ impl Decoder {
                 Epilogue::default(),
                 &mut v,
             )?;
-            cross_k.push(k);
-            cross_v.push(v);
+            cross_k.push(rt.kv_tensor(k, d));
+            cross_v.push(rt.kv_tensor(v, d));
         }
         Ok(Arc::new(CrossKv {
             k: cross_k,
@@ -753,10 +773,13 @@ impl Decoder {
             );
             for (t, &tok) in seq.iter().enumerate() {
                 let row = &mut x[(b * q_len + t) * d..(b * q_len + t + 1) * d];
-                let emb = &self.token_embedding[tok as usize * d..(tok as usize + 1) * d];
+                // Token embedding plus position (the sum in this order, as before: e + p).
+                row.fill(0.0);
+                self.token_embedding
+                    .add_row(&self.lm_head, tok as usize, row);
                 let pos = &self.positions[(offset + t) * d..(offset + t + 1) * d];
-                for ((r, e), p) in row.iter_mut().zip(emb).zip(pos) {
-                    *r = e + p;
+                for (r, p) in row.iter_mut().zip(pos) {
+                    *r += p;
                 }
             }
         }
@@ -804,23 +827,26 @@ impl Decoder {
                 let new = b * q_len * d..(b + 1) * q_len * d;
                 let slot = offset * d..(offset + q_len) * d;
                 cache.self_k[i][b][slot.clone()].copy_from_slice(&s.k[new.clone()]);
-                cache.self_v[i][b][slot].copy_from_slice(&s.v[new.clone()]);
-                let p = AttentionParams {
-                    heads,
-                    head_dim: hd,
-                    q_len,
-                    kv_len: offset + q_len,
-                    causal_offset: Some(offset),
-                };
-                rt.attention(
-                    &format!("{op}.attn"),
-                    &s.q[new.clone()],
-                    &cache.self_k[i][b],
-                    &cache.self_v[i][b],
-                    p,
-                    &mut s.attn[new],
-                )?;
+                cache.self_v[i][b][slot].copy_from_slice(&s.v[new]);
             }
+            // Every sequence in one call: each over its own cache.
+            let seqs: Vec<SeqKv<'_>> = (0..batch)
+                .map(|b| SeqKv {
+                    k: &cache.self_k[i][b],
+                    v: &cache.self_v[i][b],
+                    kv_len: cache.lens[b] + q_len,
+                    causal_offset: Some(cache.lens[b]),
+                })
+                .collect();
+            rt.attention_batch(
+                &format!("{op}.attn"),
+                &s.q[..n],
+                &seqs,
+                heads,
+                hd,
+                q_len,
+                &mut s.attn[..n],
+            )?;
             s.tmp[..n].copy_from_slice(&x);
             let res = Epilogue {
                 gelu: false,
@@ -859,7 +885,7 @@ impl Decoder {
             )?;
             if let Some(qk) = qk.as_deref_mut() {
                 // Word timestamps align one sequence at a time: the first of the batch.
-                qk.record(i, &s.q[..q_len * d], q_len, cache.cross_keys(0, i), heads);
+                qk.record(i, &s.q[..q_len * d], q_len, &cache.cross_keys(0, i), heads);
             }
             let mut first = 0;
             while first < batch {
@@ -875,7 +901,7 @@ impl Decoder {
                     causal_offset: None,
                 };
                 let r = first * q_len * d..end * q_len * d;
-                rt.attention(
+                rt.attention_kv(
                     &format!("{op}.cross"),
                     &s.q[r.clone()],
                     &window.k[i],

@@ -1,6 +1,7 @@
 //! The library's entry point: a loaded model that transcribes 16 kHz mono audio, as a whole
 //! ([`Whisper::transcribe`]) or segment by segment, cancellable ([`Whisper::transcribe_stream`]).
 
+use crate::step_batcher::{StepBatcher, StepStats};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::path::Path;
@@ -41,6 +42,8 @@ pub struct Whisper {
     tokenizer: WhisperTokenizer,
     /// Silero VAD, when [`LoadOptions::vad_model`] names it.
     vad: Option<whisper_vad::SileroVad>,
+    /// Merges the decoding steps of transcriptions running at the same time.
+    steps: StepBatcher,
 }
 
 const _: fn() = || {
@@ -97,6 +100,7 @@ impl Whisper {
             network,
             tokenizer,
             vad,
+            steps: StepBatcher::default(),
         })
     }
 
@@ -126,8 +130,7 @@ impl Whisper {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        let ctx = DecoderContext::new(&self.network, &self.rt, &self.tokenizer)
-            .with_cancel(cancel.clone());
+        let ctx = self.context(cancel);
         let mut times = StageTimes::default();
         let speech = crate::vad::speech_only(self.vad.as_ref(), samples, &opts)?;
         let audio = speech.as_ref().map_or(samples, |s| s.audio.as_slice());
@@ -202,8 +205,7 @@ impl Whisper {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        let ctx = DecoderContext::new(&self.network, &self.rt, &self.tokenizer)
-            .with_cancel(cancel.clone());
+        let ctx = self.context(cancel);
         let chunks = match &opts.vad {
             // Speech spans of at most one window, as faster-whisper's batched pipeline asks.
             Some(vad_opts) => {
@@ -222,6 +224,13 @@ impl Whisper {
             None => fixed_chunks(&recordings.iter().map(|r| r.len()).collect::<Vec<_>>()),
         };
         Ok(transcribe_chunks(&ctx, recordings, &chunks, &opts, batch)?)
+    }
+
+    /// A decoding context on this model, stopping when `cancel` is cancelled.
+    pub(crate) fn context(&self, cancel: &CancelToken) -> DecoderContext<'_> {
+        DecoderContext::new(&self.network, &self.rt, &self.tokenizer)
+            .with_cancel(cancel.clone())
+            .with_step_batcher(&self.steps)
     }
 
     /// Checks `opts` against this model and returns them with the language as a code (`German`
@@ -276,6 +285,12 @@ impl Whisper {
     }
 
     /// Time per kernel family and call since load (with [`LoadOptions::profile`]).
+    /// Decoder calls made by decoding loops and the steps they served: more steps than calls
+    /// means concurrent transcriptions shared calls.
+    pub fn step_stats(&self) -> StepStats {
+        self.steps.stats()
+    }
+
     pub fn profile_report(&self) -> ProfileReport {
         self.rt.profile_report()
     }

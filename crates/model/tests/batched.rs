@@ -324,3 +324,76 @@ fn vad_windows_keep_the_recording_timeline() {
         );
     }
 }
+
+#[test]
+fn transcribe_files_gives_each_file_what_transcribe_gives_it() {
+    let Some(clips) = short_clips(5) else { return };
+    let w = tiny_en();
+    // Clips back to back make a recording longer than one window: it is transcribed alone.
+    let mut long: Vec<f32> = Vec::new();
+    while long.len() <= 30 * 16_000 {
+        long.extend(clips.iter().flat_map(|(_, s)| s));
+    }
+    let mut recordings: Vec<&[f32]> = clips.iter().map(|(_, s)| s.as_slice()).collect();
+    recordings.insert(2, &long);
+    recordings.push(&[]);
+    let results = w
+        .transcribe_files(&recordings, &greedy(), 3, &CancelToken::new())
+        .expect("the options are valid");
+    assert_eq!(results.len(), recordings.len());
+    let (last, files) = results.split_last().expect("results");
+    assert!(last.is_err(), "an empty recording fails alone");
+    let mut same = 0;
+    for (i, (samples, got)) in recordings.iter().zip(files).enumerate() {
+        let got = got.as_ref().expect("the recording transcribes");
+        let alone = w.transcribe(samples, &greedy()).expect("transcribes alone");
+        let times = |t: &whisper_model::Transcript| -> Vec<(f32, f32)> {
+            t.segments.iter().map(|s| (s.start, s.end)).collect()
+        };
+        assert_eq!(times(got), times(&alone), "recording {i}: segment times");
+        same += usize::from(got.text == alone.text);
+    }
+    // Greedy steps of a few rows keep their summation order: every clip keeps its text.
+    assert_eq!(same, files.len(), "{same} of {} identical", files.len());
+}
+
+#[test]
+fn concurrent_transcriptions_share_decoding_steps_and_keep_their_text() {
+    let Some(clips) = short_clips(4) else { return };
+    let w = tiny_en();
+    let alone: Vec<String> = clips
+        .iter()
+        .map(|(_, s)| w.transcribe(s, &greedy()).expect("transcribes").text)
+        .collect();
+    let before = w.step_stats();
+    // Four threads at once, each transcribing its clip several times so that their decoding
+    // loops overlap.
+    let together: Vec<Vec<String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = clips
+            .iter()
+            .map(|(_, samples)| {
+                s.spawn(move || {
+                    (0..3)
+                        .map(|_| w.transcribe(samples, &greedy()).expect("transcribes").text)
+                        .collect()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let after = w.step_stats();
+    for ((name, _), (a, runs)) in clips.iter().zip(alone.iter().zip(&together)) {
+        for t in runs {
+            assert_eq!(t, a, "{name}: concurrent text differs from the text alone");
+        }
+    }
+    let (calls, steps) = (after.calls - before.calls, after.steps - before.steps);
+    eprintln!("{steps} decoding steps in {calls} decoder calls");
+    assert!(
+        steps > calls + calls / 4,
+        "concurrent steps were not merged: {steps} steps in {calls} calls"
+    );
+}

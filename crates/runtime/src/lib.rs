@@ -16,6 +16,7 @@ mod emu;
 mod error;
 pub mod host;
 mod kernels;
+mod kv;
 pub mod math;
 #[cfg(feature = "npu")]
 mod npu;
@@ -26,6 +27,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use compute::ComputeType;
+/// The int8 kernels of `ComputeType::Int8` on the CPU (public for their benchmark).
+pub mod int8 {
+    pub use crate::cpu::int8::{matmul_with, Int8Weights, Isa};
+}
 pub use cpu::matmul::Linear;
 pub use device::DeviceKernelStat;
 pub use error::RuntimeError;
@@ -33,11 +38,13 @@ pub use error::RuntimeError;
 pub use kernel_spec;
 pub use kernel_spec::{Device, Dtype, KernelSpec};
 pub use kernels::KernelEntry;
+pub use kv::KvTensor;
 pub use profile::{ProfileEntry, ProfileReport};
 
 use device::DeviceBackend;
 use host::{Invocation, Layout, RunStats};
 use kernels::{Call, KernelTable};
+use kv::KvView;
 
 /// Where results are rounded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,6 +121,16 @@ pub struct AttentionParams {
     pub heads: usize,
     pub head_dim: usize,
     pub q_len: usize,
+    pub kv_len: usize,
+    pub causal_offset: Option<usize>,
+}
+
+/// One sequence of [`Runtime::attention_batch`]: its keys and values (`[≥kv_len,
+/// heads·head_dim]`), how many it has, and its causal offset (see [`AttentionParams`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SeqKv<'a> {
+    pub k: &'a [f32],
+    pub v: &'a [f32],
     pub kv_len: usize,
     pub causal_offset: Option<usize>,
 }
@@ -277,6 +294,13 @@ impl Runtime {
             Numerics::F32 => self.cfg.compute,
             Numerics::Npu => ComputeType::F32,
         }
+    }
+
+    /// Whether [`Runtime::linear`] keeps only int8 weights (`ComputeType::Int8` on the CPU
+    /// backend): [`Linear::weight`] is then `None`. Device backends pack the f32 weights for
+    /// their kernels.
+    pub fn keeps_only_int8_weights(&self) -> bool {
+        self.device.is_none() && self.compute() == ComputeType::Int8
     }
 
     pub fn config(&self) -> &RuntimeConfig {
@@ -452,13 +476,17 @@ impl Runtime {
                 "linear: bias must have out_features = {out_features} elements"
             );
         }
-        Linear::new(
-            weight,
-            bias,
-            in_features,
-            out_features,
-            self.cfg.numerics == Numerics::Npu,
-        )
+        let int8 = self.keeps_only_int8_weights();
+        self.pool.install(|| {
+            Linear::new(
+                weight,
+                bias,
+                in_features,
+                out_features,
+                self.cfg.numerics == Numerics::Npu,
+                int8,
+            )
+        })
     }
 
     /// out[rows, out_f] = x[rows, in_f] · Wᵀ + b, then GELU if asked, then + residual.
@@ -606,6 +634,98 @@ impl Runtime {
         p: AttentionParams,
         out: &mut [f32],
     ) -> Result<(), RuntimeError> {
+        self.attention_of(op, q, KvView::F32(k), KvView::F32(v), p, out)
+    }
+
+    /// Keys or values kept across calls (the decoder's cross-attention K/V), `[rows, width]`:
+    /// f16 on the CPU with [`ComputeType::Int8`] (half the bytes each decoding step streams),
+    /// else f32 unchanged.
+    pub fn kv_tensor(&self, data: Vec<f32>, width: usize) -> KvTensor {
+        if self.device.is_none() && self.compute() == ComputeType::Int8 {
+            KvTensor::f16(&data, width)
+        } else {
+            KvTensor::f32(data, width)
+        }
+    }
+
+    /// [`Runtime::attention`] over keys and values built by [`Runtime::kv_tensor`] (the
+    /// arithmetic is f32 whatever they are stored as).
+    pub fn attention_kv(
+        &self,
+        op: &str,
+        q: &[f32],
+        k: &KvTensor,
+        v: &KvTensor,
+        p: AttentionParams,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        self.attention_of(op, q, k.view(), v.view(), p, out)
+    }
+
+    /// Attention of several sequences in one call (the decoder's self-attention over each
+    /// beam's cache): sequence `b` takes query rows `b·q_len..(b+1)·q_len` of `q` and `out`
+    /// (`[batch·q_len, heads·head_dim]`) and its own keys, values, `kv_len` and causal offset.
+    /// Each sequence gets exactly what [`Runtime::attention`] gives it alone; one call saves the
+    /// per-call cost of many small ones.
+    pub fn attention_batch(
+        &self,
+        op: &str,
+        q: &[f32],
+        seqs: &[SeqKv<'_>],
+        heads: usize,
+        head_dim: usize,
+        q_len: usize,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
+        let rows = q_len * heads * head_dim;
+        check_len(op, "q", q.len(), seqs.len() * rows)?;
+        check_len(op, "out", out.len(), seqs.len() * rows)?;
+        let params = |s: &SeqKv<'_>| AttentionParams {
+            heads,
+            head_dim,
+            q_len,
+            kv_len: s.kv_len,
+            causal_offset: s.causal_offset,
+        };
+        if self.device.is_some() || self.cfg.numerics != Numerics::F32 {
+            // Each call planned on its own (kernel selection, NPU rounding).
+            for (b, s) in seqs.iter().enumerate() {
+                let r = b * rows..(b + 1) * rows;
+                self.attention(op, &q[r.clone()], s.k, s.v, params(s), &mut out[r])?;
+            }
+            return Ok(());
+        }
+        let mut flops = 0.0;
+        for s in seqs {
+            let p = params(s);
+            if p.kv_len == 0 || rows == 0 {
+                return Err(RuntimeError::Shape {
+                    op: op.to_string(),
+                    msg: format!("attention needs kv_len ≥ 1 and heads·head_dim ≥ 1 (got {p:?})"),
+                });
+            }
+            check_len(op, "k", s.k.len(), p.kv_len * heads * head_dim)?;
+            check_len(op, "v", s.v.len(), p.kv_len * heads * head_dim)?;
+            flops += 4.0 * (rows * p.kv_len) as f64;
+        }
+        self.timed("attention", op, flops, 0.0, || {
+            for ((s, q), out) in seqs.iter().zip(q.chunks(rows)).zip(out.chunks_mut(rows)) {
+                let (k, v) = (KvView::F32(s.k), KvView::F32(s.v));
+                cpu::attention::attention(q, k, v, &params(s), false, out);
+            }
+        });
+        Ok(())
+    }
+
+    fn attention_of(
+        &self,
+        op: &str,
+        q: &[f32],
+        k: KvView<'_>,
+        v: KvView<'_>,
+        p: AttentionParams,
+        out: &mut [f32],
+    ) -> Result<(), RuntimeError> {
         let hd = p.heads * p.head_dim;
         if p.kv_len == 0 || hd == 0 {
             return Err(RuntimeError::Shape {
@@ -617,6 +737,15 @@ impl Runtime {
         check_len(op, "k", k.len(), p.kv_len * hd)?;
         check_len(op, "v", v.len(), p.kv_len * hd)?;
         check_len(op, "out", out.len(), p.q_len * hd)?;
+        if matches!(
+            (k, v),
+            (KvView::F32(_), KvView::F16(_)) | (KvView::F16(_), KvView::F32(_))
+        ) {
+            return Err(RuntimeError::Shape {
+                op: op.to_string(),
+                msg: "keys and values must be stored alike (both f32 or both f16): build both with Runtime::kv_tensor".to_string(),
+            });
+        }
         let flops = 4.0 * (p.q_len * p.kv_len * hd) as f64;
         match self.plan(&Call::Attention(p), |_| Ok(()))? {
             Exec::Cpu(prec, est) => {
@@ -629,7 +758,10 @@ impl Runtime {
                 Ok(())
             }
             Exec::Device(e) => self.on_device("attention", op, flops, e, |inv, lay| match lay {
-                Layout::Attention(l) => host::attention::run(inv, l, q, k, v, p, out),
+                Layout::Attention(l) => {
+                    let (k, v) = (k.to_f32(), v.to_f32());
+                    host::attention::run(inv, l, q, &k, &v, p, out)
+                }
                 _ => Err(wrong_layout(e, "attention")),
             }),
         }

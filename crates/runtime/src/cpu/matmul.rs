@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use super::{gemm_f32, gemm_f64, gemv, with_f32, with_f64, Blocks, SyncPtr};
+use super::{gemm_f32, gemm_f64, gemv, int8, with_f32, with_f64, Blocks, SyncPtr};
 use crate::host::Image;
 use crate::math::{self, simd_dispatch};
 use crate::numerics::{self, round_bf16_bits};
@@ -16,8 +16,11 @@ use crate::Prec;
 pub struct Linear {
     pub(crate) in_f: usize,
     pub(crate) out_f: usize,
+    /// Empty when the layer was packed for the int8 kernels (`q8`) and nothing else reads it.
     pub(crate) w: Vec<f32>,
     pub(crate) b: Option<Vec<f32>>,
+    /// The weights for the int8 kernels (`ComputeType::Int8` on the CPU backend).
+    pub(crate) q8: Option<int8::Int8Weights>,
     bf16: OnceLock<(Vec<f32>, Option<Vec<f32>>)>,
     /// Weights as split-weight kernels read them (`None`: exactly `w`, as for float16
     /// checkpoints) and the bias rounded to bf16.
@@ -70,12 +73,23 @@ impl Linear {
         in_f: usize,
         out_f: usize,
         bf16_now: bool,
+        int8_only: bool,
     ) -> Linear {
+        // int8: quantise now (not on the first decoding step) and free the f32 copy.
+        let (w, q8) = if int8_only {
+            (
+                Vec::new(),
+                Some(int8::Int8Weights::quantize(&w, in_f, out_f)),
+            )
+        } else {
+            (w, None)
+        };
         let lin = Linear {
             in_f,
             out_f,
             w,
             b,
+            q8,
             bf16: OnceLock::new(),
             split: OnceLock::new(),
             f16: OnceLock::new(),
@@ -96,9 +110,15 @@ impl Linear {
         self.out_f
     }
 
-    /// The f32 weights, `[out_features, in_features]`.
-    pub fn weight(&self) -> &[f32] {
-        &self.w
+    /// The f32 weights, `[out_features, in_features]`; `None` for a layer packed for the int8
+    /// kernels, which keep only the quantised copy.
+    pub fn weight(&self) -> Option<&[f32]> {
+        self.q8.is_none().then_some(&self.w[..])
+    }
+
+    /// The int8 weights, for a layer packed for the int8 kernels.
+    pub fn int8_weights(&self) -> Option<&int8::Int8Weights> {
+        self.q8.as_ref()
     }
 
     pub fn bias(&self) -> Option<&[f32]> {
@@ -178,6 +198,10 @@ impl Linear {
 
     /// Weights and bias as the given precision reads them (f32 or bf16).
     fn float_view(&self, prec: Prec) -> (&[f32], Option<&[f32]>) {
+        assert!(
+            self.q8.is_none(),
+            "an int8-packed layer has no float weights: it runs only where the runtime that packed it does"
+        );
         match prec {
             Prec::Bf16 => self.bf16(),
             Prec::Bf16SplitWeights => self.split_bf16(),
@@ -433,6 +457,16 @@ pub(crate) fn linear_forward(
     out: &mut [f32],
 ) {
     let (k, n) = (lin.in_f, lin.out_f);
+    if let (Some(q8), Prec::F32) = (&lin.q8, prec) {
+        let epi = Epi {
+            bias: lin.b.as_deref(),
+            gelu,
+            residual,
+            round_residual: false,
+            round_out: false,
+        };
+        return int8::matmul(int8::Isa::best(), x, rows, q8, &epi, out);
+    }
     match prec {
         Prec::Int8 {
             per_channel,
@@ -486,6 +520,10 @@ pub(crate) fn ffn_forward(
     let (d, dff) = (fc1.in_f, fc1.out_f);
     let threads = rayon::current_num_threads().max(1);
     let bf = prec.rounds_to_bf16();
+    if let (Some(q1), Some(q2), Prec::F32) = (&fc1.q8, &fc2.q8, prec) {
+        let (l1, l2) = ((q1, fc1.b.as_deref()), (q2, fc2.b.as_deref()));
+        return int8::ffn(int8::Isa::best(), x, rows, l1, l2, residual, out);
+    }
     match prec {
         Prec::Int8 { .. } => {
             // Per-tensor activation scales need the whole intermediate.
@@ -586,6 +624,9 @@ pub(crate) fn lm_head_subset(
     let d = emb.in_f;
     let s = subset.len();
     let chunk = s.div_ceil(4 * rayon::current_num_threads().max(1)).max(64);
+    if let (Some(q8), Prec::F32) = (&emb.q8, prec) {
+        return int8::lm_head_subset(x, rows, q8, emb.b.as_deref(), subset, out);
+    }
     match prec {
         Prec::Int8 {
             per_channel,

@@ -3,6 +3,7 @@
 
 pub(crate) mod attention;
 pub(crate) mod gemv;
+pub(crate) mod int8;
 pub(crate) mod matmul;
 pub(crate) mod norm;
 

@@ -1,10 +1,12 @@
-//! Multi-head scaled-dot-product attention: per (head, query block) task, QKᵀ with gemm, stable
-//! softmax with the causal mask, then P·V with gemm straight into the output.
+//! Attention with whole score rows: per (head, query block) task, QKᵀ with gemm, stable softmax
+//! with the causal mask, then P·V with gemm straight into the output; few queries stream keys and
+//! values row by row. What NPU numerics (bf16 operands and probabilities) run: the rounding
+//! points of the NPU kernel are those of this formulation.
 
 use rayon::prelude::*;
 
-use super::norm::softmax_row;
-use super::{gemm_f32, with_f32, Blocks, SyncPtr};
+use crate::cpu::norm::softmax_row;
+use crate::cpu::{gemm_f32, with_f32, Blocks, SyncPtr};
 use crate::math::simd_dispatch;
 use crate::numerics;
 use crate::AttentionParams;
