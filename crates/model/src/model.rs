@@ -136,7 +136,9 @@ impl Loader<'_> {
         // [out, in, 3] weight is already that matrix in row-major order.
         let w = self.tensor(&format!("{prefix}.weight"), &[n_out, n_in, 3])?;
         let b = self.tensor(&format!("{prefix}.bias"), &[n_out])?;
-        Ok(self.rt.linear(w, Some(b), n_in * 3, n_out))
+        // Float whatever the compute type: int8 here measured 1.2 points of WER on the English
+        // clips (beam 5, base) for 2 % of the encoder's time.
+        Ok(self.rt.linear_float(w, Some(b), n_in * 3, n_out))
     }
 
     fn norm(&mut self, prefix: &str, dim: usize) -> Result<Norm, ModelError> {
@@ -545,15 +547,18 @@ pub struct CrossKv {
 /// values. Sequences of different windows (of one recording, of several files, or of unrelated
 /// transcriptions) share one [`Decoder::forward`] call; a window's beams share its [`CrossKv`].
 pub struct KvCache {
-    /// `[layer][sequence]` → `[n_text_ctx, d]` keys and values.
+    /// `[layer][sequence]` → `[positions, d]` keys and values, grown as positions fill (most
+    /// windows use a fraction of the text context; concurrent transcriptions hold many).
     self_k: Vec<Vec<Vec<f32>>>,
     self_v: Vec<Vec<Vec<f32>>>,
     /// Each sequence's window.
     cross: Vec<Arc<CrossKv>>,
     /// Positions filled, per sequence.
     lens: Vec<usize>,
-    /// Rows each self-attention buffer holds (the text context).
+    /// Rows a self-attention buffer may hold (the text context).
     capacity_rows: usize,
+    /// Entries per position (the decoder width).
+    row_width: usize,
     n_audio_ctx: usize,
 }
 
@@ -561,14 +566,14 @@ impl KvCache {
     /// An empty cache with one sequence per entry of `windows` (repeat an entry for beams).
     pub fn new(dims: &ModelDims, windows: Vec<Arc<CrossKv>>) -> KvCache {
         let layers = dims.n_text_layer;
-        let width = dims.n_text_ctx * dims.n_text_state;
-        let empty = || vec![vec![vec![0.0; width]; windows.len()]; layers];
+        let empty = || vec![vec![Vec::new(); windows.len()]; layers];
         KvCache {
             self_k: empty(),
             self_v: empty(),
             lens: vec![0; windows.len()],
             cross: windows,
             capacity_rows: dims.n_text_ctx,
+            row_width: dims.n_text_state,
             n_audio_ctx: dims.n_audio_ctx,
         }
     }
@@ -616,6 +621,7 @@ impl KvCache {
             cross: self.cross.split_off(at),
             lens: self.lens.split_off(at),
             capacity_rows: self.capacity_rows,
+            row_width: self.row_width,
             n_audio_ctx: self.n_audio_ctx,
         }
     }
@@ -645,10 +651,10 @@ impl KvCache {
                     if left[s] == 0 {
                         std::mem::take(&mut old[s])
                     } else {
-                        let width = old[s].len();
-                        let filled = lens[s] * (width / self.capacity_rows);
-                        let mut v = spare.pop().unwrap_or_else(|| vec![0.0; width]);
-                        v[..filled].copy_from_slice(&old[s][..filled]);
+                        let filled = lens[s] * self.row_width;
+                        let mut v = spare.pop().unwrap_or_default();
+                        v.clear();
+                        v.extend_from_slice(&old[s][..filled]);
                         v
                     }
                 })
@@ -825,9 +831,14 @@ impl Decoder {
             for b in 0..batch {
                 let offset = cache.lens[b];
                 let new = b * q_len * d..(b + 1) * q_len * d;
-                let slot = offset * d..(offset + q_len) * d;
-                cache.self_k[i][b][slot.clone()].copy_from_slice(&s.k[new.clone()]);
-                cache.self_v[i][b][slot].copy_from_slice(&s.v[new]);
+                // Positions past `offset` are stale (a reordered beam's) or absent: replaced.
+                for (buf, src) in [
+                    (&mut cache.self_k[i][b], &s.k),
+                    (&mut cache.self_v[i][b], &s.v),
+                ] {
+                    buf.truncate(offset * d);
+                    buf.extend_from_slice(&src[new.clone()]);
+                }
             }
             // Every sequence in one call: each over its own cache.
             let seqs: Vec<SeqKv<'_>> = (0..batch)

@@ -464,6 +464,31 @@ impl Runtime {
         in_features: usize,
         out_features: usize,
     ) -> Linear {
+        let int8 = self.keeps_only_int8_weights();
+        self.pack_linear(weight, bias, in_features, out_features, int8)
+    }
+
+    /// [`Runtime::linear`] for a layer that keeps float weights whatever the compute type: the
+    /// layers nearest a network's raw input (Whisper's convolutions over the log-mel), where
+    /// int8 costs accuracy for little time.
+    pub fn linear_float(
+        &self,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        in_features: usize,
+        out_features: usize,
+    ) -> Linear {
+        self.pack_linear(weight, bias, in_features, out_features, false)
+    }
+
+    fn pack_linear(
+        &self,
+        weight: Vec<f32>,
+        bias: Option<Vec<f32>>,
+        in_features: usize,
+        out_features: usize,
+        int8: bool,
+    ) -> Linear {
         assert_eq!(
             weight.len(),
             in_features * out_features,
@@ -476,7 +501,6 @@ impl Runtime {
                 "linear: bias must have out_features = {out_features} elements"
             );
         }
-        let int8 = self.keeps_only_int8_weights();
         self.pool.install(|| {
             Linear::new(
                 weight,
