@@ -39,12 +39,15 @@ pub struct Args {
     /// recording joined from the English clips (the files are not used).
     #[arg(long, conflicts_with = "npu_estimate")]
     pub batched: bool,
-    /// Windows per batch with --batched; files at once with --multi-file (default: 8).
+    /// Windows per batch with --batched (faster-whisper's default: 8).
     #[arg(long, default_value_t = 8)]
     pub batch_size: usize,
+    /// Files transcribed at once with --multi-file (`xdna-whisper transcribe --jobs`).
+    #[arg(long, default_value_t = 4)]
+    pub jobs: usize,
     /// Throughput: the English clips of ../shared/data/speech as one multi-file run (ours:
-    /// `--batch-size` files at a time, their decoding steps merged, as `xdna-whisper transcribe`
-    /// runs several files) against faster-whisper transcribing them one after another in one
+    /// `--jobs` files at a time, their decoding steps merged, as `xdna-whisper transcribe` runs
+    /// several files) against faster-whisper transcribing them one after another in one
     /// process.
     #[arg(long, conflicts_with_all = ["npu_estimate", "batched"])]
     pub multi_file: bool,
@@ -292,7 +295,7 @@ fn backend_label(args: &Args) -> String {
         NumericsArg::Npu => "npu numerics",
     };
     match args.multi_file {
-        true => format!("cpu, {numerics}, {} at once", args.batch_size),
+        true => format!("cpu, {numerics}, {} at once", args.jobs),
         false => format!("cpu, {numerics}"),
     }
 }

@@ -10,7 +10,7 @@ use whisper_model::{audio, CancelToken};
 use crate::bench::Args;
 
 /// Transcribes the files as `cargo xtask bench` asked; `--multi-file`: as one multi-file run
-/// (`Whisper::transcribe_files`, as `xdna-whisper transcribe` runs several files): `--batch-size`
+/// (`Whisper::transcribe_files`, as `xdna-whisper transcribe` runs several files): `--jobs`
 /// files at a time, their decoding steps merged.
 pub fn run(mut args: Args) -> anyhow::Result<()> {
     args.files = crate::bench::files(&args)?;
@@ -19,7 +19,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     let load_seconds = t0.elapsed().as_secs_f64();
     let mut files = Vec::new();
     let t1 = Instant::now();
-    match args.multi_file.then_some(args.batch_size) {
+    match args.multi_file.then_some(args.jobs) {
         None => {
             for file in &args.files {
                 let start = Instant::now();

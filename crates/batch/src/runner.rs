@@ -1,9 +1,12 @@
-//! Transcribes the inputs of one shard, one file at a time, skipping those a previous run
-//! finished. Per input: read the audio, hash it, derive the key; if `<key>.json` is a complete
-//! record, skip; else remove the key's stale temporaries, decode, transcribe, write the outputs,
-//! then the record, then the index entry. A failing input is recorded and the run goes on;
-//! only storage errors on the output location stop it.
+//! Transcribes the inputs of one shard, `jobs` files at a time (their decoding steps share
+//! decoder calls through the one model), skipping those a previous run finished. Per input:
+//! read the audio, hash it, derive the key; if `<key>.json` is a complete record, skip; else
+//! remove the key's stale temporaries, decode, transcribe, write the outputs, then the record,
+//! then the index entry. A failing input is recorded and the run goes on; only storage errors
+//! on the output location stop it.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -27,6 +30,9 @@ pub struct BatchConfig {
     pub model: ModelIdentity,
     /// Do not retry inputs recorded as failed.
     pub skip_failed: bool,
+    /// Inputs transcribed at once (at least 1). With int8 compute their results are
+    /// bit-identical to one at a time; in f32, up to the summation order of merged steps.
+    pub jobs: usize,
 }
 
 /// How one input ended.
@@ -49,7 +55,7 @@ pub enum Outcome {
 }
 
 /// Told about the run as it goes (a progress bar, log lines, nothing).
-pub trait Progress {
+pub trait Progress: Sync {
     fn begin(&self, _inputs: usize) {}
     fn input_started(&self, _index: usize, _input: &Input) {}
     fn input_finished(&self, _index: usize, _input: &Input, _outcome: &Outcome) {}
@@ -101,9 +107,40 @@ pub fn run(
         ..Summary::default()
     };
     progress.begin(inputs.len());
-    for (i, input) in inputs.iter().enumerate() {
-        progress.input_started(i, input);
-        let outcome = one(whisper, storage, input, config)?;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let outcomes: Mutex<Vec<Option<Outcome>>> = Mutex::new(vec![None; inputs.len()]);
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..config.jobs.clamp(1, inputs.len().max(1)) {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(input) = inputs.get(i) else { break };
+                    progress.input_started(i, input);
+                    match one(whisper, storage, input, config) {
+                        Ok(outcome) => {
+                            progress.input_finished(i, input, &outcome);
+                            outcomes.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(outcome);
+                        }
+                        // A storage error on the output location stops the run.
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert(e);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = first_error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(e);
+    }
+    let outcomes = outcomes.into_inner().unwrap_or_else(|p| p.into_inner());
+    for outcome in outcomes.into_iter().flatten() {
         match &outcome {
             Outcome::Done {
                 audio_seconds,
@@ -121,7 +158,6 @@ pub fn run(
             }
             Outcome::Failed { .. } => s.failed += 1,
         }
-        progress.input_finished(i, input, &outcome);
     }
     s.wall_seconds = t0.elapsed().as_secs_f64();
     s.audio_hours = s.audio_seconds / 3600.0;

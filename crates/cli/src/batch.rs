@@ -44,6 +44,11 @@ pub struct BatchRunArgs {
     /// Do not retry inputs a previous run recorded as failed.
     #[arg(long)]
     pub skip_failed: bool,
+    /// Files transcribed at once; their decoding steps share decoder calls (with int8, the
+    /// default compute type, results are bit-identical to one at a time).
+    #[arg(long, default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub jobs: usize,
     /// S3-compatible endpoint (default: AWS_ENDPOINT, else AWS itself). Credentials and region
     /// come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION.
     #[arg(long, value_name = "URL")]
@@ -109,6 +114,7 @@ pub fn run(args: &BatchRunArgs) -> anyhow::Result<i32> {
         options,
         model,
         skip_failed: args.skip_failed,
+        jobs: args.jobs,
     };
     let bar = matches!(args.progress, ProgressArg::Bar)
         || (args.progress == ProgressArg::Auto && std::io::stderr().is_terminal());

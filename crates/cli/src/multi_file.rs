@@ -1,5 +1,5 @@
 //! `xdna-whisper transcribe A B C ...` without `--batch-size`: files go in groups through
-//! [`Whisper::transcribe_files`], which transcribes several at once and merges their decoding
+//! [`Whisper::transcribe_files`], which transcribes `--jobs` at once and merges their decoding
 //! steps, so a run over many files shares each read of the decoder's weights. Each file gets
 //! the transcript it gets alone; transcripts are written in the order of the files given.
 
@@ -12,8 +12,6 @@ use crate::transcribe::{write_transcript, TranscribeArgs};
 
 /// Files whose audio is held at once.
 const GROUP: usize = 32;
-/// Files transcribed at once (their decoding steps share decoder calls).
-const CONCURRENCY: usize = 8;
 
 pub fn run(
     args: &TranscribeArgs,
@@ -39,8 +37,7 @@ pub fn run(
             }
         }
         let audio: Vec<&[f32]> = loaded.iter().map(|(_, _, s)| s.as_slice()).collect();
-        let results =
-            whisper.transcribe_files(&audio, options, CONCURRENCY, &CancelToken::new())?;
+        let results = whisper.transcribe_files(&audio, options, args.jobs, &CancelToken::new())?;
         for ((i, path, _), result) in loaded.iter().zip(results) {
             match result {
                 Ok(t) => {

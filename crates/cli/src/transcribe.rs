@@ -32,6 +32,11 @@ pub struct TranscribeArgs {
     /// the time per kernel.
     #[arg(long)]
     pub profile: bool,
+    /// With several files: how many are transcribed at once, their decoding steps sharing
+    /// decoder calls (each file gets the transcript it gets alone).
+    #[arg(long, default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub jobs: usize,
     #[command(flatten)]
     pub batched: crate::batched::BatchArgs,
     #[command(flatten)]
