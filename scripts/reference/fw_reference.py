@@ -1,7 +1,7 @@
 """Reference transcriptions with faster-whisper (CTranslate2), for golden files and benchmarks.
 
 Usage: python fw_reference.py MODEL_DIR COMPUTE_TYPE BEAM_SIZE THREADS LANGUAGE FILE...
-LANGUAGE is a code such as en, or auto to detect it. Prints one JSON object: per file the
+LANGUAGE is a code such as en, or auto to detect it; or one such per file, comma-separated. Prints one JSON object: per file the
 segments (start, end, text, token ids) and the wall time of its transcription (model loading
 excluded).
 """
@@ -16,8 +16,13 @@ from faster_whisper import WhisperModel
 def main() -> None:
     model_dir, compute_type, beam_size, threads, language, *files = sys.argv[1:]
     model = WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=int(threads))
+    languages = language.split(",")
+    if len(languages) == 1:
+        languages = languages * len(files)
+    if len(languages) != len(files):
+        sys.exit(f"LANGUAGE gives {len(languages)} languages for {len(files)} files")
     results = []
-    for path in files:
+    for path, language in zip(files, languages):
         start = time.perf_counter()
         segments, info = model.transcribe(
             path, beam_size=int(beam_size), language=None if language == "auto" else language

@@ -51,6 +51,11 @@ pub struct Args {
     /// process.
     #[arg(long, conflicts_with_all = ["npu_estimate", "batched"])]
     pub multi_file: bool,
+    /// Each file in its own language, as the manifest beside it gives it (`lang` in
+    /// extra.tsv), for both systems: `--language` applies to one language only, and forcing
+    /// it on a recording in another sends both systems into temperature fallbacks.
+    #[arg(long, conflicts_with_all = ["batched", "npu_estimate", "multi_file"])]
+    pub file_languages: bool,
     /// Runs of each system, alternating; medians are reported.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
@@ -65,6 +70,8 @@ struct Run {
     rss_mib: Vec<f64>,
     /// Per file, from the first repeat.
     texts: Vec<String>,
+    /// Per repeat, per file: transcription seconds (empty where the system runs files at once).
+    file_seconds: Vec<Vec<f64>>,
 }
 
 impl Run {
@@ -75,12 +82,14 @@ impl Run {
             process: Vec::new(),
             rss_mib: Vec::new(),
             texts: Vec::new(),
+            file_seconds: Vec::new(),
         }
     }
 
     /// Adds one process's measurement; `seconds` is its transcription time.
     fn add(&mut self, m: &Measured, seconds: f64, texts: Vec<String>) {
         self.transcribe.push(seconds);
+        self.file_seconds.push(file_seconds(&m.report));
         self.process.push(m.process_seconds);
         self.rss_mib.push(m.peak_rss_mib);
         if self.texts.is_empty() {
@@ -120,6 +129,39 @@ pub fn files(args: &Args) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// The language to transcribe each file in: `--language` for all, or with `--file-languages`
+/// each file's own from the manifest beside the speech clips (`None`: detected).
+pub fn file_languages(args: &Args) -> anyhow::Result<Vec<Option<String>>> {
+    if !args.file_languages {
+        return Ok(vec![args.model.language.clone(); args.files.len()]);
+    }
+    let manifest = workspace_root().join("../shared/data/speech/manifest.tsv");
+    let clips = read_manifest(&manifest)
+        .with_context(|| format!("--file-languages reads {}", manifest.display()))?;
+    args.files
+        .iter()
+        .map(|file| {
+            let clip = clips.iter().find(|c| same_file(&c.path, file));
+            match clip.and_then(|c| c.language.clone()) {
+                Some(language) => Ok(Some(language)),
+                None => anyhow::bail!(
+                    "--file-languages: {} has no language in {} (give --language instead)",
+                    file.display(),
+                    manifest.display()
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Per file seconds from a process's report (`results[].seconds`), where it timed each file.
+fn file_seconds(report: &serde_json::Value) -> Vec<f64> {
+    report["results"]
+        .as_array()
+        .map(|files| files.iter().filter_map(|f| f["seconds"].as_f64()).collect())
+        .unwrap_or_default()
+}
+
 pub fn run(mut args: Args) -> anyhow::Result<()> {
     let speech = workspace_root().join("../shared/data/speech");
     args.files = files(&args)?;
@@ -147,7 +189,10 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         args.model.model,
         args.model.threads,
         args.model.beam_size,
-        args.model.language.as_deref().unwrap_or("detected"),
+        match args.file_languages {
+            true => "each file's own",
+            false => args.model.language.as_deref().unwrap_or("detected"),
+        },
         crate::cpu::description()
     );
     if args.npu_estimate {
@@ -217,6 +262,7 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
             wer
         );
     }
+    print_per_file(&args.files, &runs);
     let (ours_t, ours_p) = (median(&runs[0].transcribe), median(&runs[0].process));
     for run in &runs[1..] {
         println!(
@@ -227,6 +273,26 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Median transcription seconds of each file, per system (where every system timed each file).
+fn print_per_file(files: &[PathBuf], runs: &[Run]) {
+    let timed = |r: &Run| r.file_seconds.iter().all(|s| s.len() == files.len());
+    if files.len() < 2 || !runs.iter().all(timed) {
+        return;
+    }
+    println!("median seconds per file:");
+    for (i, file) in files.iter().enumerate() {
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        let cells: Vec<String> = runs
+            .iter()
+            .map(|r| {
+                let s: Vec<f64> = r.file_seconds.iter().map(|f| f[i]).collect();
+                format!("{:>8.2}", median(&s))
+            })
+            .collect();
+        println!("  {:<34} {}", name, cells.join(" "));
+    }
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -307,7 +373,12 @@ fn faster_whisper(
     args: &Args,
 ) -> anyhow::Result<(Measured, f64, Vec<String>)> {
     let script = workspace_root().join("scripts/reference/fw_reference.py");
-    let language = args.model.language.clone().unwrap_or_else(|| "auto".into());
+    // One language per file, comma-separated (fw_reference.py's LANGUAGE).
+    let language = file_languages(args)?
+        .into_iter()
+        .map(|l| l.unwrap_or_else(|| "auto".into()))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut cmd = Command::new(python);
     cmd.arg(&script)
         .arg(model_dir)

@@ -14,6 +14,7 @@ use crate::bench::Args;
 /// files at a time, their decoding steps merged.
 pub fn run(mut args: Args) -> anyhow::Result<()> {
     args.files = crate::bench::files(&args)?;
+    let languages = crate::bench::file_languages(&args)?;
     let t0 = Instant::now();
     let (whisper, options) = args.model.load(false)?;
     let load_seconds = t0.elapsed().as_secs_f64();
@@ -21,9 +22,13 @@ pub fn run(mut args: Args) -> anyhow::Result<()> {
     let t1 = Instant::now();
     match args.multi_file.then_some(args.jobs) {
         None => {
-            for file in &args.files {
+            for (file, language) in args.files.iter().zip(languages) {
                 let start = Instant::now();
                 let samples = audio::load_audio(file)?;
+                let options = whisper_model::TranscribeOptions {
+                    language,
+                    ..options.clone()
+                };
                 let t = whisper.transcribe(&samples, &options)?;
                 let seconds = start.elapsed().as_secs_f64();
                 files.push(json!({"file": file, "seconds": seconds, "text": t.text}));

@@ -66,6 +66,13 @@ impl<'a> DecoderContext<'a> {
                 if passes(opts, &r) {
                     done[w] = Some(r);
                 } else {
+                    tracing::debug!(
+                        "temperature {temperature}: window {w} fails (avg logprob {:.3}, compression ratio {:.2}, {} tokens: {:?}); trying the next",
+                        r.avg_logprob,
+                        r.compression_ratio,
+                        r.tokens.len(),
+                        r.text
+                    );
                     tried[w].push(r);
                     failed.push(w);
                 }

@@ -747,6 +747,21 @@ impl Decoder {
         tokens: &[Vec<u32>],
         cache: &mut KvCache,
         logit_rows: &[usize],
+        qk: Option<&mut CrossQk>,
+    ) -> Result<Vec<f32>, ModelError> {
+        // One hand-over to the runtime's pool for the whole step: its kernels then run as
+        // direct calls on a worker whose peer is still spinning, instead of each waking the
+        // pool from outside (dozens of small products per token).
+        rt.install(|| self.forward_on_pool(rt, dims, tokens, cache, logit_rows, qk))
+    }
+
+    fn forward_on_pool(
+        &self,
+        rt: &Runtime,
+        dims: &ModelDims,
+        tokens: &[Vec<u32>],
+        cache: &mut KvCache,
+        logit_rows: &[usize],
         mut qk: Option<&mut CrossQk>,
     ) -> Result<Vec<f32>, ModelError> {
         let batch = tokens.len();

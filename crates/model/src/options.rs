@@ -97,6 +97,11 @@ pub struct TranscribeOptions {
     /// [`crate::transcribe::copies_prompt`]).
     pub redecode_prompt_copies: bool,
     pub without_timestamps: bool,
+    /// The audio left after the last window, if shorter than this (seconds), is not decoded: it
+    /// cannot hold a word, and decoding a near-empty window invites the repetition loops that
+    /// send every temperature of the fallback to its token limit. 0 decodes it whatever its
+    /// length (openai-whisper; whisper.cpp skips the last second).
+    pub min_tail_seconds: f32,
     /// Latest allowed first timestamp, in seconds.
     pub max_initial_timestamp: f32,
     pub suppress_blank: bool,
@@ -135,6 +140,7 @@ impl Default for TranscribeOptions {
             condition_on_previous_text: true,
             redecode_prompt_copies: true,
             without_timestamps: false,
+            min_tail_seconds: 0.1,
             max_initial_timestamp: 1.0,
             suppress_blank: true,
             seed: 0,

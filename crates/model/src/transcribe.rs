@@ -236,6 +236,9 @@ impl<'a, 'm> Windows<'a, 'm> {
         if self.content_frames > 0 {
             self.resolve_language()?;
         }
+        if skips_tail(self.seek, self.content_frames, self.opts.min_tail_seconds) {
+            self.seek = self.content_frames;
+        }
         if self.seek >= self.content_frames {
             return Ok(None);
         }
@@ -479,9 +482,32 @@ fn new_segment(
     }
 }
 
+/// Whether the audio left from `seek` is a tail too short to decode (see
+/// [`TranscribeOptions::min_tail_seconds`]); a recording shorter than that is still decoded.
+fn skips_tail(seek: usize, content_frames: usize, min_tail_seconds: f32) -> bool {
+    let min_frames = (min_tail_seconds * FRAMES_PER_SECOND as f32).round() as usize;
+    seek > 0 && seek < content_frames && content_frames - seek < min_frames
+}
+
 #[cfg(test)]
 mod tests {
-    use super::copies_prompt;
+    use super::{copies_prompt, skips_tail};
+
+    #[test]
+    fn only_a_final_tail_shorter_than_the_minimum_is_skipped() {
+        // 100 frames per second: 0.1 s is 10 frames.
+        assert!(
+            skips_tail(6792, 6798, 0.1),
+            "6 frames left after the last window"
+        );
+        assert!(!skips_tail(6788, 6798, 0.1), "10 frames are decoded");
+        assert!(
+            !skips_tail(0, 6, 0.1),
+            "a recording shorter than the minimum is decoded"
+        );
+        assert!(!skips_tail(6792, 6798, 0.0), "0 decodes every tail");
+        assert!(!skips_tail(6798, 6798, 0.1), "nothing is left");
+    }
 
     const EOT: u32 = 50257;
 
