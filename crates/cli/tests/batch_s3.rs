@@ -18,26 +18,7 @@ const MOTO: &str = "moto[server]==5.2.5";
 
 fn moto_python() -> Result<PathBuf, String> {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv-moto-5.2.5");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if ready.exists() {
-        return Ok(python);
-    }
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", MOTO]))?;
-    std::fs::write(&ready, MOTO).map_err(|e| e.to_string())?;
-    Ok(python)
+    whisper_fetch::python_venv(&venv, &[&[MOTO]]).map_err(|e| e.to_string())
 }
 
 /// The moto server on a free loopback port, killed on drop.

@@ -87,26 +87,7 @@ fn faster_whisper_python() -> Result<PathBuf, String> {
     let venv = fetch::default_cache_dir()
         .join("venvs")
         .join(FASTER_WHISPER.replace("==", "-"));
-    let python = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if ready.exists() {
-        return Ok(python);
-    }
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", FASTER_WHISPER]))?;
-    std::fs::write(&ready, FASTER_WHISPER).map_err(|e| e.to_string())?;
-    Ok(python)
+    fetch::python_venv(&venv, &[&[FASTER_WHISPER]]).map_err(|e| e.to_string())
 }
 
 /// Letters and digits of a word, lower-cased: what both sides' words are matched on.

@@ -12,7 +12,9 @@ use std::process::{Command, Stdio};
 use sha2::{Digest, Sha256};
 
 pub mod vad;
+mod venv;
 pub use vad::{fetch_vad, vad_reference_model, vad_weights};
+pub use venv::python_venv;
 
 /// A pip wheel pinned by version and sha256.
 #[derive(Clone, Copy, Debug)]

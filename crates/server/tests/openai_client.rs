@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 
@@ -16,26 +15,7 @@ const OPENAI: &str = "openai==3.57.0";
 fn client_python() -> Result<PathBuf, String> {
     let venv =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("venv-{}", OPENAI.replace("==", "-")));
-    let python = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    if ready.exists() {
-        return Ok(python);
-    }
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python).args(["-m", "pip", "install", "--quiet", OPENAI]))?;
-    std::fs::write(&ready, OPENAI).map_err(|e| e.to_string())?;
-    Ok(python)
+    whisper_fetch::python_venv(&venv, &[&[OPENAI]]).map_err(|e| e.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

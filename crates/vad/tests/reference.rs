@@ -18,39 +18,9 @@ const FASTER_WHISPER: &str = "faster-whisper==1.2.1";
 
 fn reference_python() -> Result<PathBuf, String> {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("venv-vad-reference");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".installed");
-    let want = format!("{} {FASTER_WHISPER}", REQUIREMENTS.join(" "));
-    if std::fs::read_to_string(&ready).is_ok_and(|s| s == want) {
-        return Ok(python);
-    }
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    let pip = || {
-        let mut c = Command::new(&python);
-        c.args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ]);
-        c
-    };
-    run(pip().args(REQUIREMENTS))?;
-    run(pip().args(["--no-deps", FASTER_WHISPER]))?;
-    std::fs::write(&ready, want).map_err(|e| e.to_string())?;
-    Ok(python)
+    let faster_whisper: &[&str] = &["--no-deps", FASTER_WHISPER];
+    whisper_fetch::python_venv(&venv, &[&REQUIREMENTS[..], faster_whisper])
+        .map_err(|e| e.to_string())
 }
 
 /// Option sets compared: faster-whisper's defaults, and tight ones that split, drop and pad.

@@ -30,26 +30,8 @@ pub fn venv_bin(name: &str, requirement: &str) -> Result<PathBuf, String> {
     static INSTALLING: Mutex<()> = Mutex::new(());
     let _guard = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = whisper_fetch::default_cache_dir().join("venvs").join(name);
-    let bin = venv.join("bin");
-    let ready = venv.join(".installed");
-    if ready.exists() {
-        return Ok(bin);
-    }
-    eprintln!("installing {requirement} into {}", venv.display());
-    checked(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    checked(
-        Command::new(bin.join("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .arg(requirement),
-    )?;
-    std::fs::write(&ready, requirement).map_err(|e| format!("{}: {e}", ready.display()))?;
-    Ok(bin)
+    let python = whisper_fetch::python_venv(&venv, &[&[requirement]]).map_err(|e| e.to_string())?;
+    Ok(python.parent().unwrap_or(&venv).to_path_buf())
 }
 
 /// Runs `cmd`, `Err` with its stderr unless it succeeded.
