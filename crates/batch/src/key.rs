@@ -40,7 +40,7 @@ impl ModelIdentity {
             message,
         };
         let mut files = Vec::new();
-        collect_files(dir, "", &mut files).map_err(|e| err(e.to_string()))?;
+        crate::store::walk(dir, "", &mut files).map_err(|e| err(e.to_string()))?;
         if files.is_empty() {
             return Err(err("the directory holds no files".into()));
         }
@@ -68,27 +68,6 @@ impl ModelIdentity {
     fn key_json(&self) -> Value {
         json!({"sha256": self.sha256, "numerics": self.numerics, "compute_type": self.compute_type})
     }
-}
-
-fn collect_files(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
-            continue;
-        }
-        let rel = if rel.is_empty() {
-            name
-        } else {
-            format!("{rel}/{name}")
-        };
-        if entry.path().is_dir() {
-            collect_files(&entry.path(), &rel, out)?;
-        } else {
-            out.push(rel);
-        }
-    }
-    Ok(())
 }
 
 fn hash_file(path: &Path) -> std::io::Result<String> {

@@ -288,7 +288,9 @@ impl Storage {
     }
 }
 
-fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+/// The files below `dir` (hidden ones skipped; symbolic links not followed), as paths relative
+/// to it joined by `/`, appended to `out` under `rel`.
+pub(crate) fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
