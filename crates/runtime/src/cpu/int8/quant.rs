@@ -14,6 +14,15 @@ pub(crate) struct QuantRows<'a> {
     pub scales: &'a [f32],
 }
 
+/// 127 / max |x|: what maps a row onto ±127 (0 for an all-zero or non-finite row).
+fn inverse_scale(max: f32) -> f32 {
+    if max > 0.0 && max.is_finite() {
+        127.0 / max
+    } else {
+        0.0
+    }
+}
+
 fn quantize_row_generic(x: &[f32], flip: u8, dst: &mut [u8]) -> f32 {
     let mut max = 0.0f32;
     for &v in x {
@@ -21,11 +30,7 @@ fn quantize_row_generic(x: &[f32], flip: u8, dst: &mut [u8]) -> f32 {
         // Not f32::max: this form vectorises (no NaN ordering to preserve).
         max = if a > max { a } else { max };
     }
-    let inv = if max > 0.0 && max.is_finite() {
-        127.0 / max
-    } else {
-        0.0
-    };
+    let inv = inverse_scale(max);
     for (d, &v) in dst.iter_mut().zip(x) {
         *d = (quantize_value(v, inv) as u8) ^ flip;
     }
@@ -88,7 +93,7 @@ fn quantize_row_best(x: &[f32], flip: u8, dst: &mut [u8]) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::quantize_value;
+    use super::{inverse_scale, quantize_value};
 
     /// # Safety
     /// AVX2 present; `dst.len() >= x.len()`.
@@ -112,11 +117,7 @@ mod x86 {
             let a = v.abs();
             max = if a > max { a } else { max };
         }
-        let inv = if max > 0.0 && max.is_finite() {
-            127.0 / max
-        } else {
-            0.0
-        };
+        let inv = inverse_scale(max);
         // Round half to even (the default rounding mode) after clamping to ±127; NaN → 0.
         let (vinv, lo, hi) = (
             _mm256_set1_ps(inv),
